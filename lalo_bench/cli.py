@@ -122,7 +122,9 @@ def models_quantize(
     for target in [t.strip().lower() for t in to.split(",") if t.strip()]:
         with _bytes_progress(f"{model_id}:{target}") as progress:
             task = progress.add_task("verify", total=None)
-            record = quantize.ensure(cat, model_id, target, lambda d, t: progress.update(task, completed=d, total=t))
+            record = quantize.ensure(
+                cat, model_id, target, lambda d, t, task=task: progress.update(task, completed=d, total=t)
+            )
         out.print(
             f"[green]ok[/] {record.model}:{record.quant} from {record.source_quant} "
             f"(requantized={record.requantized}) {record.size_bytes / 2**20:.1f} MiB sha256 {record.sha256}"
@@ -207,7 +209,9 @@ def suites_list() -> None:
 @suites_app.command("generate")
 def suites_generate(
     suite: Annotated[str, typer.Argument(help="Suite id (extraction).")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder (default: the repository's eval_suites).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder (default: the repository's eval_suites).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 1234,
     count: Annotated[int, typer.Option(help="Number of items.")] = 240,
 ) -> None:

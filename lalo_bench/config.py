@@ -238,8 +238,7 @@ class Catalog(Strict):
             for qname, q in m.quants.items():
                 if qname not in self.quant_formats:
                     raise ValueError(
-                        f"model '{m.id}': quant '{qname}' is not a known format "
-                        f"({_suggest(qname, self.quant_formats)})"
+                        f"model '{m.id}': quant '{qname}' is not a known format ({_suggest(qname, self.quant_formats)})"
                     )
                 if q.derive_from is not None and self.quant_formats[qname].llama_ftype is None:
                     raise ValueError(f"model '{m.id}': quant '{qname}' cannot be produced by llama.cpp's quantizer")

@@ -39,7 +39,9 @@ class CellFailed(LaloError):
     """The cell could not produce a result (backend would not load, worker died)."""
 
 
-def run_item(backend: Backend, suite: Suite, item: SuiteItem, gen: GenerationSettings) -> tuple[ItemRecord, RequestTiming | None]:
+def run_item(
+    backend: Backend, suite: Suite, item: SuiteItem, gen: GenerationSettings
+) -> tuple[ItemRecord, RequestTiming | None]:
     """One item; a generation failure is recorded as a scored miss with its error, never skipped."""
     request = suite.request(item, gen.max_tokens).model_copy(update={"temperature": gen.temperature, "seed": gen.seed})
     base = {"item_id": item.id, "category": item.category, "difficulty": item.difficulty}
@@ -110,7 +112,7 @@ def _worker(job_json: str, out: mp.Queue) -> None:
         out.put(("done", result.model_dump_json()))
     except LaloError as exc:
         out.put(("error", str(exc)))
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which records the cell as failed
+    except Exception as exc:
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" at {Path(last.filename).name}:{last.lineno}" if last else ""
         out.put(("error", f"{type(exc).__name__}: {exc}{where}"))

@@ -51,7 +51,14 @@ def expand(spec: SweepSpec, catalog: Catalog) -> list[Cell]:
             for backend in spec.backends:
                 for suite in spec.suites:
                     cells.append(
-                        Cell(model=sm.model, quant=quant, backend=backend, suite=suite.suite, tier=spec.tier, limit=suite.limit)
+                        Cell(
+                            model=sm.model,
+                            quant=quant,
+                            backend=backend,
+                            suite=suite.suite,
+                            tier=spec.tier,
+                            limit=suite.limit,
+                        )
                     )
     return cells
 
@@ -166,7 +173,9 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
             progress.advance(cells_task)
         progress.update(items_task, visible=False)
     tracker.finish_sweep(sweep, failed)
-    return SweepOutcome(sweep.run_id, sweep.resumed, ran, skipped, failed, retired, results_table(tracker, sweep.run_id))
+    return SweepOutcome(
+        sweep.run_id, sweep.resumed, ran, skipped, failed, retired, results_table(tracker, sweep.run_id)
+    )
 
 
 def results_table(tracker: Tracker, sweep_id: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,15 +49,13 @@ def tracking_uri() -> str:
 
 
 def _artifact_root(uri: str) -> str | None:
-    """Keep artifacts next to a local store instead of MLflow's default ``./mlruns``."""
+    """Keep artifacts next to a sqlite store instead of MLflow's default ``./mlruns``; servers decide their own."""
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
-    if uri.startswith("file:") or "://" not in uri:
-        return None
     return None
 
 
-def _client():  # noqa: ANN202 - mlflow is imported lazily, it costs seconds
+def _client():
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
@@ -175,8 +174,6 @@ class Tracker:
             "wall_s": result.wall_s,
             **{f"suite.{k}": v for k, v in result.suite_metrics.items()},
         }
-        import time
-
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
         self.client.log_batch(run_id, metrics=metrics, params=_params(result.runtime))
@@ -218,10 +215,8 @@ class Tracker:
         return frame
 
     def items_frame(self, run_id: str) -> pd.DataFrame:
-        import mlflow
-
-        mlflow.set_tracking_uri(tracking_uri())
-        return mlflow.load_table(ITEMS_TABLE, run_ids=[run_id])
+        """The per-item table of one cell run."""
+        return self.client.load_table(self.experiment_id, ITEMS_TABLE, run_ids=[run_id])
 
 
 def _params(values: dict[str, str]) -> list:

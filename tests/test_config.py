@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def write(tmp_path: Path, name: str, data: object) -> Path:
     return path
 
 
-def catalog_with(tmp_path: Path, edit) -> Path:  # noqa: ANN001 - a small mutator
+def catalog_with(tmp_path: Path, edit: Callable[[dict], object]) -> Path:
     data = yaml.safe_load(default_catalog_path().read_text())
     edit(data)
     return write(tmp_path, "catalog.yaml", data)

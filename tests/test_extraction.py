@@ -28,10 +28,35 @@ from lalo_bench.suites.extraction import (
 from lalo_bench.suites.manifest import Manifest, verify
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "eval_suites" / "extraction" / "v1"
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
-NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                "twelve"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +67,22 @@ def items() -> list[ExtractionItem]:
 def _date_renderings(iso: str) -> list[str]:
     d = date.fromisoformat(iso)
     month = MONTHS[d.month - 1]
-    return [iso, f"{month} {d.day}, {d.year}", f"{d.day} {month[:3]} {d.year}", f"{d.day} {month} {d.year}",
-            f"{d.month:02d}/{d.day:02d}/{d.year}"]
+    return [
+        iso,
+        f"{month} {d.day}, {d.year}",
+        f"{d.day} {month[:3]} {d.year}",
+        f"{d.day} {month} {d.year}",
+        f"{d.month:02d}/{d.day:02d}/{d.year}",
+    ]
 
 
 def _invoice() -> ExtractionItem:
     """A hand-made item so scorer expectations can be computed by hand."""
     return ExtractionItem(
-        id="t-1", category="invoice", difficulty=3, document="(unused)",
+        id="t-1",
+        category="invoice",
+        difficulty=3,
+        document="(unused)",
         fields={
             "invoice_number": FieldSpec(type="string", description="id"),
             "vendor": FieldSpec(type="string", description="vendor"),
@@ -58,8 +91,14 @@ def _invoice() -> ExtractionItem:
             "currency": FieldSpec(type="enum", description="cur", enum=["USD", "EUR"]),
             "due_date": FieldSpec(type="date", description="due"),
         },
-        gold={"invoice_number": "INV-7", "vendor": "Northwind Logistics Ltd", "date": "2025-03-03",
-              "total": 1234.5, "currency": "USD", "due_date": None},
+        gold={
+            "invoice_number": "INV-7",
+            "vendor": "Northwind Logistics Ltd",
+            "date": "2025-03-03",
+            "total": 1234.5,
+            "currency": "USD",
+            "due_date": None,
+        },
     )
 
 
@@ -93,8 +132,11 @@ def test_shipped_items_load_equal_to_generated(items: list[ExtractionItem]) -> N
 
 def test_size_kinds_and_difficulties(items: list[ExtractionItem]) -> None:
     assert len(items) >= 200
-    assert {i.category for i in items} == set(KINDS) == {
-        "invoice", "email", "support_ticket", "contact_card", "purchase_order"}
+    assert (
+        {i.category for i in items}
+        == set(KINDS)
+        == {"invoice", "email", "support_ticket", "contact_card", "purchase_order"}
+    )
     assert {i.difficulty for i in items} == {1, 2, 3}
     for i in items:
         assert 4 <= len(i.fields) <= 7
@@ -252,14 +294,16 @@ def test_braces_inside_strings_do_not_break_parsing() -> None:
 
 def test_partly_wrong_reply_hand_computed() -> None:
     item = _invoice()
-    reply = json.dumps({
-        "invoice_number": "INV-7",          # TP
-        "vendor": "Southwind Ltd",          # wrong -> FP, gold missed
-        "date": "2025-03-03",               # TP
-        "total": 999.0,                     # wrong -> FP
-        "currency": None,                   # gold USD missed, not a prediction
-        "due_date": None,                   # null gold, null prediction: fine
-    })
+    reply = json.dumps(
+        {
+            "invoice_number": "INV-7",  # TP
+            "vendor": "Southwind Ltd",  # wrong -> FP, gold missed
+            "date": "2025-03-03",  # TP
+            "total": 999.0,  # wrong -> FP
+            "currency": None,  # gold USD missed, not a prediction
+            "due_date": None,  # null gold, null prediction: fine
+        }
+    )
     s = score_reply(item, reply)
     # predictions = 4 (invoice_number, vendor, date, total); TP = 2; non-null gold = 5
     p, r = 2 / 4, 2 / 5
@@ -313,8 +357,15 @@ def test_normalized_values_match(field: str, value: object) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("date", "2025-03-04"), ("date", "04/03/2025"), ("total", 1234.52), ("total", "about a thousand"),
-     ("vendor", "Northwind"), ("currency", "EUR"), ("total", True)],
+    [
+        ("date", "2025-03-04"),
+        ("date", "04/03/2025"),
+        ("total", 1234.52),
+        ("total", "about a thousand"),
+        ("vendor", "Northwind"),
+        ("currency", "EUR"),
+        ("total", True),
+    ],
 )
 def test_different_values_do_not_match(field: str, value: object) -> None:
     item = _invoice()
@@ -323,8 +374,14 @@ def test_different_values_do_not_match(field: str, value: object) -> None:
 
 
 def test_integer_fields_are_exact() -> None:
-    item = ExtractionItem(id="t-2", category="purchase_order", difficulty=1, document="",
-                          fields={"item_count": FieldSpec(type="integer", description="n")}, gold={"item_count": 12})
+    item = ExtractionItem(
+        id="t-2",
+        category="purchase_order",
+        difficulty=1,
+        document="",
+        fields={"item_count": FieldSpec(type="integer", description="n")},
+        gold={"item_count": 12},
+    )
     assert score_reply(item, '{"item_count": 12}').correct
     assert score_reply(item, '{"item_count": "12"}').correct
     assert not score_reply(item, '{"item_count": 12.5}').correct
@@ -356,8 +413,14 @@ def test_null_gold_predicted_as_value_is_false_positive() -> None:
 
 
 def test_all_null_gold_edge_cases() -> None:
-    item = ExtractionItem(id="t-3", category="contact_card", difficulty=3, document="",
-                          fields={"phone": FieldSpec(type="string", description="p")}, gold={"phone": None})
+    item = ExtractionItem(
+        id="t-3",
+        category="contact_card",
+        difficulty=3,
+        document="",
+        fields={"phone": FieldSpec(type="string", description="p")},
+        gold={"phone": None},
+    )
     s = score_reply(item, "{}")
     assert s.details == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "exact": 1.0}
     s = score_reply(item, '{"phone": "+1 555"}')
@@ -372,8 +435,17 @@ def test_empty_reply_object_on_nonnull_gold() -> None:
 
 def test_parse_date_formats() -> None:
     d = date(2025, 3, 3)
-    for text in ("2025-03-03", "March 3, 2025", "Mar 3, 2025", "3 Mar 2025", "3 March 2025", "03/03/2025",
-                 "3/3/2025", "2025/03/03", "Mon, 3 Mar 2025"):
+    for text in (
+        "2025-03-03",
+        "March 3, 2025",
+        "Mar 3, 2025",
+        "3 Mar 2025",
+        "3 March 2025",
+        "03/03/2025",
+        "3/3/2025",
+        "2025/03/03",
+        "Mon, 3 Mar 2025",
+    ):
         assert parse_date(text) == d, text
     assert parse_date("next Tuesday") is None
     assert parse_date(20250303) is None

@@ -65,35 +65,30 @@ class LlamaCppBackend:
                 f"window n_ctx={self.n_ctx}; raise generation.n_ctx or lower max_tokens"
             )
         stops = [*template_stops, *request.stop]
+        n_prompt = len(tokens)
         self.llm.reset()
         self.llm.set_seed(request.seed)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = ""
-        produced = 0
         finish = "length"
-        first = True
         generated: list[int] = []
-        for token in self.llm.generate(tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05, reset=True):
+        sampler = self.llm.generate(tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05, reset=True)
+        for token in sampler:
             if self._is_end(token):
                 finish = "stop"
                 break
-            produced += 1
             piece = decoder.decode(self.llm.detokenize([token], prev_tokens=tokens + generated, special=False))
             generated.append(token)
             text += piece
             hit = next((s for s in stops if s in text), None)
-            if hit is not None:
-                cut = text.index(hit)
-                piece = piece[: max(0, len(piece) - (len(text) - cut))]
-                yield StreamChunk(text=piece, tokens=1, prompt_tokens=len(tokens) if first else None)
+            if hit is not None:  # drop the stop string itself from this piece
+                piece = piece[: max(0, len(piece) - (len(text) - text.index(hit)))]
                 finish = "stop"
-                break
-            yield StreamChunk(text=piece, tokens=1, prompt_tokens=len(tokens) if first else None)
-            first = False
-            if produced >= request.max_tokens:
+            yield StreamChunk(text=piece, tokens=1, prompt_tokens=n_prompt)
+            if hit is not None or len(generated) >= request.max_tokens:
                 break
         tail = decoder.decode(b"", final=True)
-        yield StreamChunk(text=tail, tokens=0, finish_reason=finish, prompt_tokens=len(tokens) if first else None)
+        yield StreamChunk(text=tail, tokens=0, finish_reason=finish, prompt_tokens=n_prompt)
 
     def close(self) -> None:
         self.llm.close()

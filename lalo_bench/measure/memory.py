@@ -6,6 +6,7 @@ A background thread samples every ``interval_s``; the OS high-water mark
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -33,10 +34,8 @@ def _vm_hwm_mb(pid: int) -> float | None:
 
 def _reset_hwm(pid: int) -> None:
     """Linux resets VmHWM to the current RSS when 5 is written to clear_refs."""
-    try:
+    with contextlib.suppress(OSError):
         Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 class _Nvml:
@@ -50,7 +49,7 @@ class _Nvml:
             pynvml.nvmlInit()
             self._nvml = pynvml
             self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        except Exception:  # noqa: BLE001 - no driver, no library or no GPU all mean "no VRAM to report"
+        except Exception:
             self.handles = []
 
     def used_mb(self) -> float | None:

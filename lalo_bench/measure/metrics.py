@@ -28,6 +28,7 @@ clock (``time.perf_counter``); reported values are milliseconds or tokens/s.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -45,7 +46,7 @@ class RequestTiming(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> RequestTiming:
         times = [self.start, *self.token_times]
-        if any(b < a for a, b in zip(times, times[1:], strict=False)):
+        if any(b < a for a, b in pairwise(times)):
             raise ValueError("token times must not go backwards or precede the start")
         if self.token_times and self.end < self.token_times[-1]:
             raise ValueError("end precedes the last token")
@@ -63,7 +64,7 @@ def ttft_ms(t: RequestTiming) -> float | None:
 
 
 def itl_ms(t: RequestTiming) -> list[float]:
-    return [(b - a) * MS for a, b in zip(t.token_times, t.token_times[1:], strict=False)]
+    return [(b - a) * MS for a, b in pairwise(t.token_times)]
 
 
 def tpot_ms(t: RequestTiming) -> float | None:

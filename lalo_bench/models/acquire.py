@@ -80,7 +80,7 @@ def _from_hub(src: HubSource) -> Path:
         raise LaloError("pulling from the Hugging Face hub needs `pip install huggingface_hub`") from None
     try:
         return Path(hf_hub_download(src.repo, src.filename, revision=src.revision))
-    except Exception as exc:  # noqa: BLE001 - any hub failure is reported in one line
+    except Exception as exc:
         raise LaloError(f"hub download of {src.repo}/{src.filename} failed: {type(exc).__name__}: {exc}") from None
 
 

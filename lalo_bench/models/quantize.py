@@ -83,9 +83,7 @@ def derive(
     out = PartialFile(store.weight_path(model_id, quant))
     out.abort()  # llama.cpp writes the partial file itself; we only reuse the naming
     with captured_stderr() as log:
-        rc = llama_cpp.llama_model_quantize(
-            str(src_path).encode(), str(out.partial).encode(), ctypes.byref(params)
-        )
+        rc = llama_cpp.llama_model_quantize(str(src_path).encode(), str(out.partial).encode(), ctypes.byref(params))
     if rc != 0 or not out.partial.exists():
         out.partial.unlink(missing_ok=True)
         raise LaloError(f"llama.cpp could not quantize {model_id}:{parent} to {quant} (rc={rc}): {_last_line(log)}")

@@ -144,38 +144,203 @@ def json_schema(item: ExtractionItem) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- generator
 
-FIRST = ["Alice", "Bruno", "Chen", "Dana", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kwame", "Laura",
-         "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Samuel", "Tara", "Vera", "Wei", "Yara", "Lukas",
-         "Amara", "Diego", "Hannah", "Ravi", "Sofia", "Tomas"]
-LAST = ["Anders", "Becker", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ibrahim", "Jensen",
-        "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Rossi", "Schmidt", "Tanaka", "Valdez",
-        "Weber", "Yilmaz", "Zimmermann", "Novak", "Silva", "Murphy", "Patel", "Keller", "Brennan", "Horvat"]
-CO_HEAD = ["Northwind", "Bluepeak", "Crescent", "Evergreen", "Ironbridge", "Lumen", "Meridian", "Nimbus", "Orchid",
-           "Pioneer", "Quartz", "Redwood", "Silverline", "Tidewater", "Vantage", "Willow", "Apex", "Brightside",
-           "Cobalt", "Falcon"]
-CO_TAIL = ["Logistics", "Analytics", "Supplies", "Systems", "Foods", "Labs", "Industries", "Partners", "Software",
-           "Electric", "Textiles", "Health"]
+FIRST = [
+    "Alice",
+    "Bruno",
+    "Chen",
+    "Dana",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kwame",
+    "Laura",
+    "Mateo",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Samuel",
+    "Tara",
+    "Vera",
+    "Wei",
+    "Yara",
+    "Lukas",
+    "Amara",
+    "Diego",
+    "Hannah",
+    "Ravi",
+    "Sofia",
+    "Tomas",
+]
+LAST = [
+    "Anders",
+    "Becker",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ibrahim",
+    "Jensen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Valdez",
+    "Weber",
+    "Yilmaz",
+    "Zimmermann",
+    "Novak",
+    "Silva",
+    "Murphy",
+    "Patel",
+    "Keller",
+    "Brennan",
+    "Horvat",
+]
+CO_HEAD = [
+    "Northwind",
+    "Bluepeak",
+    "Crescent",
+    "Evergreen",
+    "Ironbridge",
+    "Lumen",
+    "Meridian",
+    "Nimbus",
+    "Orchid",
+    "Pioneer",
+    "Quartz",
+    "Redwood",
+    "Silverline",
+    "Tidewater",
+    "Vantage",
+    "Willow",
+    "Apex",
+    "Brightside",
+    "Cobalt",
+    "Falcon",
+]
+CO_TAIL = [
+    "Logistics",
+    "Analytics",
+    "Supplies",
+    "Systems",
+    "Foods",
+    "Labs",
+    "Industries",
+    "Partners",
+    "Software",
+    "Electric",
+    "Textiles",
+    "Health",
+]
 CO_SUFFIX = ["Ltd", "GmbH", "Inc", "LLC", "AG", "BV", "", ""]
-PRODUCTS = ["CloudSync Pro", "Ledger 360", "FieldMate Mobile", "DataVault", "RoutePlanner", "PayDesk",
-            "SensorHub X2", "PrintStation 500", "MailGuard", "TimeTrack Plus"]
-ISSUES = ["fails to sync after the latest update", "shows a blank screen on login", "exports corrupted CSV files",
-          "is very slow when opening reports", "rejects valid license keys", "crashes when printing labels"]
-TITLES = ["Head of Procurement", "Sales Manager", "Senior Data Engineer", "Operations Director", "Account Executive",
-          "Chief Financial Officer", "Product Designer", "IT Support Lead", "Logistics Coordinator",
-          "Marketing Specialist"]
-SUBJECTS = ["Quarterly review", "Project kickoff", "Budget planning", "Contract renewal", "Onboarding session",
-            "Vendor evaluation", "Roadmap sync", "Site visit", "Security audit follow-up", "Pricing workshop"]
-LOCATIONS = ["Room 4B", "Conference Room Atlas", "the Berlin office", "the Lisbon office", "Building C, floor 2",
-             "the main boardroom", "Meeting Room Harbor", "the Oslo office"]
-SERVICES = ["freight services", "consulting hours", "cloud hosting", "office supplies", "maintenance work",
-            "software licenses", "catering", "translation services"]
+PRODUCTS = [
+    "CloudSync Pro",
+    "Ledger 360",
+    "FieldMate Mobile",
+    "DataVault",
+    "RoutePlanner",
+    "PayDesk",
+    "SensorHub X2",
+    "PrintStation 500",
+    "MailGuard",
+    "TimeTrack Plus",
+]
+ISSUES = [
+    "fails to sync after the latest update",
+    "shows a blank screen on login",
+    "exports corrupted CSV files",
+    "is very slow when opening reports",
+    "rejects valid license keys",
+    "crashes when printing labels",
+]
+TITLES = [
+    "Head of Procurement",
+    "Sales Manager",
+    "Senior Data Engineer",
+    "Operations Director",
+    "Account Executive",
+    "Chief Financial Officer",
+    "Product Designer",
+    "IT Support Lead",
+    "Logistics Coordinator",
+    "Marketing Specialist",
+]
+SUBJECTS = [
+    "Quarterly review",
+    "Project kickoff",
+    "Budget planning",
+    "Contract renewal",
+    "Onboarding session",
+    "Vendor evaluation",
+    "Roadmap sync",
+    "Site visit",
+    "Security audit follow-up",
+    "Pricing workshop",
+]
+LOCATIONS = [
+    "Room 4B",
+    "Conference Room Atlas",
+    "the Berlin office",
+    "the Lisbon office",
+    "Building C, floor 2",
+    "the main boardroom",
+    "Meeting Room Harbor",
+    "the Oslo office",
+]
+SERVICES = [
+    "freight services",
+    "consulting hours",
+    "cloud hosting",
+    "office supplies",
+    "maintenance work",
+    "software licenses",
+    "catering",
+    "translation services",
+]
 GOODS = ["desk chairs", "monitor arms", "safety gloves", "laptop docks", "pallet wraps", "LED panels", "toner kits"]
 EVENTS = ["the Hamburg trade fair", "a partner dinner", "the logistics summit", "a customer workshop"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                "twelve"]
+NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
@@ -256,29 +421,46 @@ def _invoice(rng: random.Random, difficulty: int) -> Doc:
     vendor, client = _company(rng), _company(rng)
     issued = _day(rng)
     due = issued + timedelta(days=rng.choice([14, 30, 45, 60]))
-    number = rng.choice([f"INV-{issued.year}-{rng.randint(1, 9999):04d}",
-                         f"A{rng.randint(1, 9)}-{rng.randint(10000, 99999)}", f"{rng.randint(100000, 999999)}"])
+    number = rng.choice(
+        [
+            f"INV-{issued.year}-{rng.randint(1, 9999):04d}",
+            f"A{rng.randint(1, 9)}-{rng.randint(10000, 99999)}",
+            f"{rng.randint(100000, 999999)}",
+        ]
+    )
     total = _amount(rng, 80, 25000)
     currency = rng.choice(CURRENCIES)
     service = rng.choice(SERVICES)
     absent = _absent(rng, difficulty, ["due_date", "currency"])
-    gold: dict[str, Gold] = {"invoice_number": number, "vendor": vendor, "date": issued.isoformat(), "total": total,
-                             "currency": currency, "due_date": due.isoformat()}
+    gold: dict[str, Gold] = {
+        "invoice_number": number,
+        "vendor": vendor,
+        "date": issued.isoformat(),
+        "total": total,
+        "currency": currency,
+        "due_date": due.isoformat(),
+    }
     if difficulty == 1:
         if rng.random() < 0.5:
-            doc = (f"INVOICE\nInvoice No: {number}\nVendor: {vendor}\nBill to: {client}\nInvoice Date: {issued}\n"
-                   f"Due Date: {due}\nDescription: {service}\nCurrency: {currency}\nTotal: {total:,.2f}")
+            doc = (
+                f"INVOICE\nInvoice No: {number}\nVendor: {vendor}\nBill to: {client}\nInvoice Date: {issued}\n"
+                f"Due Date: {due}\nDescription: {service}\nCurrency: {currency}\nTotal: {total:,.2f}"
+            )
         else:
-            doc = (f"{vendor} | Invoice #{number}\nDate: {issued}    Due: {due}\nCustomer: {client}\n"
-                   f"Amount due: {total:,.2f} {currency}")
+            doc = (
+                f"{vendor} | Invoice #{number}\nDate: {issued}    Due: {due}\nCustomer: {client}\n"
+                f"Amount due: {total:,.2f} {currency}"
+            )
     elif difficulty == 2:
         money, d_issued, d_due = _fmt_money(rng, total, currency), _fmt_date(rng, issued, 2), _fmt_date(rng, due, 2)
-        doc = rng.choice([
-            f"Thank you for your business. This is invoice {number} from {vendor}, issued on {d_issued} for "
-            f"{service} delivered to {client}. Please pay {money} by {d_due}.",
-            f"{vendor} hereby bills {client} for {service}. Invoice reference {number}, dated {d_issued}. "
-            f"The amount of {money} is payable no later than {d_due}.",
-        ])
+        doc = rng.choice(
+            [
+                f"Thank you for your business. This is invoice {number} from {vendor}, issued on {d_issued} for "
+                f"{service} delivered to {client}. Please pay {money} by {d_due}.",
+                f"{vendor} hereby bills {client} for {service}. Invoice reference {number}, dated {d_issued}. "
+                f"The amount of {money} is payable no later than {d_due}.",
+            ]
+        )
     else:
         for f in absent:
             gold[f] = None
@@ -287,9 +469,11 @@ def _invoice(rng: random.Random, difficulty: int) -> Doc:
         prev = _fmt_money(rng, _amount(rng, 80, 25000), cur)
         prev_day = _fmt_date(rng, issued - timedelta(days=rng.randint(20, 60)), 3)
         due_text = "" if "due_date" in absent else f" Payment is due by {_fmt_date(rng, due, 3)}."
-        doc = (f"From: {vendor} accounts team\nTo: {client}\n\nHello, our previous invoice (total {prev}) was settled "
-               f"on {prev_day}, thank you. Please find attached invoice {number}, dated {_fmt_date(rng, issued, 3)}, "
-               f"for {service}. The total for this invoice is {money}.{due_text}")
+        doc = (
+            f"From: {vendor} accounts team\nTo: {client}\n\nHello, our previous invoice (total {prev}) was settled "
+            f"on {prev_day}, thank you. Please find attached invoice {number}, dated {_fmt_date(rng, issued, 3)}, "
+            f"for {service}. The total for this invoice is {money}.{due_text}"
+        )
     return doc, gold
 
 
@@ -302,20 +486,29 @@ def _email_doc(rng: random.Random, difficulty: int) -> Doc:
     where = rng.choice(LOCATIONS)
     to_first, to_last = _person(rng)
     absent = _absent(rng, difficulty, ["meeting_date", "location"])
-    gold: dict[str, Gold] = {"sender_name": f"{first} {last}", "sender_email": sender, "subject": subject,
-                             "meeting_date": when.isoformat(), "location": where}
+    gold: dict[str, Gold] = {
+        "sender_name": f"{first} {last}",
+        "sender_email": sender,
+        "subject": subject,
+        "meeting_date": when.isoformat(),
+        "location": where,
+    }
     if difficulty == 1:
-        doc = (f"From: {first} {last} <{sender}>\nTo: {to_first.lower()}@{_domain(rng, _company(rng))}\n"
-               f"Subject: {subject}\nMeeting date: {when}\nLocation: {where}\n\n"
-               f"Hi {to_first}, please join the meeting. Thanks, {first}")
+        doc = (
+            f"From: {first} {last} <{sender}>\nTo: {to_first.lower()}@{_domain(rng, _company(rng))}\n"
+            f"Subject: {subject}\nMeeting date: {when}\nLocation: {where}\n\n"
+            f"Hi {to_first}, please join the meeting. Thanks, {first}"
+        )
     elif difficulty == 2:
         d = _fmt_date(rng, when, 2)
-        doc = rng.choice([
-            f"From: {sender}\nSubject: {subject}\n\nHello team,\nI'd like to meet on {d} in {where} to go through "
-            f"this. Let me know if that works.\nBest regards,\n{first} {last}\n{company}",
-            f"From: {first} {last} <{sender}>\nSubject: {subject}\n\nHi {to_first},\nCould we get together in "
-            f"{where}? {d} would suit me best.\nCheers,\n{first}",
-        ])
+        doc = rng.choice(
+            [
+                f"From: {sender}\nSubject: {subject}\n\nHello team,\nI'd like to meet on {d} in {where} to go through "
+                f"this. Let me know if that works.\nBest regards,\n{first} {last}\n{company}",
+                f"From: {first} {last} <{sender}>\nSubject: {subject}\n\nHi {to_first},\nCould we get together in "
+                f"{where}? {d} would suit me best.\nCheers,\n{first}",
+            ]
+        )
     else:
         for f in absent:
             gold[f] = None
@@ -324,9 +517,11 @@ def _email_doc(rng: random.Random, difficulty: int) -> Doc:
         prev = _fmt_date(rng, when - timedelta(days=rng.randint(3, 20)), 3)
         when_text = "sometime next week" if "meeting_date" in absent else f"on {_fmt_date(rng, when, 3)}"
         where_text = "" if "location" in absent else f" in {where}"
-        doc = (f"From: {first} {last} <{sender}>\nTo: {to_first} {to_last}\nCc: {cc_first} {cc_last} <{cc_email}>\n"
-               f"Subject: {subject}\n\nHi {to_first},\nFollowing up on our call on {prev}: let's meet {when_text}"
-               f"{where_text}. {cc_first} will send the agenda beforehand.\nThanks,\n{first}")
+        doc = (
+            f"From: {first} {last} <{sender}>\nTo: {to_first} {to_last}\nCc: {cc_first} {cc_last} <{cc_email}>\n"
+            f"Subject: {subject}\n\nHi {to_first},\nFollowing up on our call on {prev}: let's meet {when_text}"
+            f"{where_text}. {cc_first} will send the agenda beforehand.\nThanks,\n{first}"
+        )
     return doc, gold
 
 
@@ -335,19 +530,28 @@ def _ticket(rng: random.Random, difficulty: int) -> Doc:
     customer, product, severity = _company(rng), rng.choice(PRODUCTS), rng.choice(SEVERITIES)
     opened, issue = _day(rng), rng.choice(ISSUES)
     absent = _absent(rng, difficulty, ["severity", "product"])
-    gold: dict[str, Gold] = {"ticket_id": ticket, "customer": customer, "product": product, "severity": severity,
-                             "opened_date": opened.isoformat()}
+    gold: dict[str, Gold] = {
+        "ticket_id": ticket,
+        "customer": customer,
+        "product": product,
+        "severity": severity,
+        "opened_date": opened.isoformat(),
+    }
     if difficulty == 1:
-        doc = (f"Ticket ID: {ticket}\nCustomer: {customer}\nProduct: {product}\nSeverity: {severity}\n"
-               f"Opened: {opened}\nIssue: {product} {issue}.")
+        doc = (
+            f"Ticket ID: {ticket}\nCustomer: {customer}\nProduct: {product}\nSeverity: {severity}\n"
+            f"Opened: {opened}\nIssue: {product} {issue}."
+        )
     elif difficulty == 2:
         d = _fmt_date(rng, opened, 2)
-        doc = rng.choice([
-            f"Ticket {ticket} was opened on {d} on behalf of {customer}. They report that {product} {issue}. "
-            f"Support rated this as {severity} severity.",
-            f"New case for {customer} ({ticket}), logged {d}: {product} {issue}. Severity: {severity.capitalize()}. "
-            f"Assigned to second-level support.",
-        ])
+        doc = rng.choice(
+            [
+                f"Ticket {ticket} was opened on {d} on behalf of {customer}. They report that {product} {issue}. "
+                f"Support rated this as {severity} severity.",
+                f"New case for {customer} ({ticket}), logged {d}: {product} {issue}. "
+                f"Severity: {severity.capitalize()}. Assigned to second-level support.",
+            ]
+        )
     else:
         for f in absent:
             gold[f] = None
@@ -355,9 +559,11 @@ def _ticket(rng: random.Random, difficulty: int) -> Doc:
         prev_day = _fmt_date(rng, opened - timedelta(days=rng.randint(10, 90)), 3)
         what = "the application" if "product" in absent else product
         sev = "" if "severity" in absent else f" We classify this as {severity} severity."
-        doc = (f"Case {ticket}, opened {_fmt_date(rng, opened, 3)}.\n{customer} writes that {what} {issue}. "
-               f"They had a similar problem in {prev_ticket} (opened {prev_day}, since resolved).{sev} "
-               f"Their IT contact asked for an update within two days.")
+        doc = (
+            f"Case {ticket}, opened {_fmt_date(rng, opened, 3)}.\n{customer} writes that {what} {issue}. "
+            f"They had a similar problem in {prev_ticket} (opened {prev_day}, since resolved).{sev} "
+            f"Their IT contact asked for an update within two days."
+        )
     return doc, gold
 
 
@@ -367,20 +573,27 @@ def _contact(rng: random.Random, difficulty: int) -> Doc:
     domain = _domain(rng, company)
     email, phone = _email(rng, first, last, domain), _phone(rng)
     absent = _absent(rng, difficulty, ["title", "phone", "email"])
-    gold: dict[str, Gold] = {"name": f"{first} {last}", "company": company, "title": title, "email": email,
-                             "phone": phone}
+    gold: dict[str, Gold] = {
+        "name": f"{first} {last}",
+        "company": company,
+        "title": title,
+        "email": email,
+        "phone": phone,
+    }
     if difficulty == 1:
         if rng.random() < 0.5:
             doc = f"Name: {first} {last}\nCompany: {company}\nTitle: {title}\nEmail: {email}\nPhone: {phone}"
         else:
             doc = f"{first} {last}\n{title}, {company}\n{email} | {phone}"
     elif difficulty == 2:
-        doc = rng.choice([
-            f"Met {first} {last} at {rng.choice(EVENTS)}. {first} works as {title} at {company} and is interested "
-            f"in a demo. Reach {first} at {email} or call {phone}.",
-            f"Note for CRM: new lead from {company}. Contact person is {first} {last}, {title}. Best reached by "
-            f"phone on {phone}; email {email} also works.",
-        ])
+        doc = rng.choice(
+            [
+                f"Met {first} {last} at {rng.choice(EVENTS)}. {first} works as {title} at {company} and is interested "
+                f"in a demo. Reach {first} at {email} or call {phone}.",
+                f"Note for CRM: new lead from {company}. Contact person is {first} {last}, {title}. Best reached by "
+                f"phone on {phone}; email {email} also works.",
+            ]
+        )
     else:
         for f in absent:
             gold[f] = None
@@ -407,31 +620,46 @@ def _purchase_order(rng: random.Random, difficulty: int) -> Doc:
     total = _amount(rng, 50, 40000)
     currency = rng.choice(CURRENCIES)
     absent = _absent(rng, difficulty, ["delivery_date", "item_count"])
-    gold: dict[str, Gold] = {"po_number": number, "buyer": buyer, "supplier": supplier, "item_count": count,
-                             "total": total, "delivery_date": delivery.isoformat()}
+    gold: dict[str, Gold] = {
+        "po_number": number,
+        "buyer": buyer,
+        "supplier": supplier,
+        "item_count": count,
+        "total": total,
+        "delivery_date": delivery.isoformat(),
+    }
     if difficulty == 1:
-        doc = (f"PURCHASE ORDER {number}\nBuyer: {buyer}\nSupplier: {supplier}\nItems: {count} ({goods})\n"
-               f"Total: {total:,.2f} {currency}\nDelivery date: {delivery}")
+        doc = (
+            f"PURCHASE ORDER {number}\nBuyer: {buyer}\nSupplier: {supplier}\nItems: {count} ({goods})\n"
+            f"Total: {total:,.2f} {currency}\nDelivery date: {delivery}"
+        )
     elif difficulty == 2:
         money, d = _fmt_money(rng, total, currency), _fmt_date(rng, delivery, 2)
         n = _count_text(rng, count, 2)
-        doc = rng.choice([
-            f"{buyer} places purchase order {number} with {supplier} for {n} items ({goods}), total value {money}. "
-            f"Requested delivery: {d}.",
-            f"Please confirm order {number}. We ({buyer}) would like {n} items of {goods} from {supplier} "
-            f"delivered on {d}. Agreed total: {money}.",
-        ])
+        doc = rng.choice(
+            [
+                f"{buyer} places purchase order {number} with {supplier} for {n} items ({goods}), total value {money}. "
+                f"Requested delivery: {d}.",
+                f"Please confirm order {number}. We ({buyer}) would like {n} items of {goods} from {supplier} "
+                f"delivered on {d}. Agreed total: {money}.",
+            ]
+        )
     else:
         for f in absent:
             gold[f] = None
         money = _fmt_money(rng, total, currency)
         prev = _fmt_money(rng, _amount(rng, 50, 40000), currency)
         qty = "the items" if "item_count" in absent else f"{_count_text(rng, count, 3)} items"
-        deliver = ("Delivery date to be confirmed." if "delivery_date" in absent
-                   else f"Deliver by {_fmt_date(rng, delivery, 3)}.")
-        doc = (f"Order date: {_fmt_date(rng, ordered, 3)}\nPurchase order {number} from {buyer} to {supplier}.\n"
-               f"Please ship {qty} ({goods}) listed in the attachment; order total {money}. "
-               f"Our last order came to {prev}. {deliver}")
+        deliver = (
+            "Delivery date to be confirmed."
+            if "delivery_date" in absent
+            else f"Deliver by {_fmt_date(rng, delivery, 3)}."
+        )
+        doc = (
+            f"Order date: {_fmt_date(rng, ordered, 3)}\nPurchase order {number} from {buyer} to {supplier}.\n"
+            f"Please ship {qty} ({goods}) listed in the attachment; order total {money}. "
+            f"Our last order came to {prev}. {deliver}"
+        )
     return doc, gold
 
 
@@ -451,8 +679,16 @@ def generate(seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT) -> list[Extra
     for i in range(count):
         kind, difficulty = KINDS[i % len(KINDS)], 1 + (i // len(KINDS)) % 3
         document, gold = MAKERS[kind](rng, difficulty)
-        items.append(ExtractionItem(id=f"extraction-{i:04d}", category=kind, difficulty=difficulty,
-                                    document=document, fields=SCHEMAS[kind], gold=dict(sorted(gold.items()))))
+        items.append(
+            ExtractionItem(
+                id=f"extraction-{i:04d}",
+                category=kind,
+                difficulty=difficulty,
+                document=document,
+                fields=SCHEMAS[kind],
+                gold=dict(sorted(gold.items())),
+            )
+        )
     return items
 
 
@@ -461,8 +697,16 @@ def write_dataset(out_dir: Path, seed: int = DEFAULT_SEED, count: int = DEFAULT_
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(item.model_dump(), sort_keys=True) + "\n" for item in generate(seed, count)]
     (out_dir / ITEMS_FILE).write_text("".join(lines), encoding="utf-8")
-    return write_manifest(out_dir, suite=SUITE_ID, version=SUITE_VERSION, generator=GENERATOR,
-                          generator_version=GENERATOR_VERSION, seed=seed, count=count, files=[ITEMS_FILE])
+    return write_manifest(
+        out_dir,
+        suite=SUITE_ID,
+        version=SUITE_VERSION,
+        generator=GENERATOR,
+        generator_version=GENERATOR_VERSION,
+        seed=seed,
+        count=count,
+        files=[ITEMS_FILE],
+    )
 
 
 def default_data_dir() -> Path:
@@ -500,8 +744,10 @@ def interleave(items: list[ExtractionItem]) -> list[ExtractionItem]:
 
 # ---------------------------------------------------------------- prompt
 
-SYSTEM_PROMPT = ("You extract data from documents. Reply with only a JSON object, no explanation and no code "
-                 "fences. Use null for fields the document does not state.")
+SYSTEM_PROMPT = (
+    "You extract data from documents. Reply with only a JSON object, no explanation and no code "
+    "fences. Use null for fields the document does not state."
+)
 TYPE_HINTS = {"string": "string", "number": "number", "integer": "integer", "date": "date YYYY-MM-DD"}
 
 
@@ -512,8 +758,9 @@ def _field_line(name: str, spec: FieldSpec) -> str:
 
 def build_request(item: ExtractionItem, max_tokens: int) -> GenerationRequest:
     fields = "\n".join(_field_line(n, s) for n, s in item.fields.items())
-    user = (f"Extract these fields as a JSON object (use null if absent):\n{fields}\n\n"
-            f"Document:\n\"\"\"\n{item.document}\n\"\"\"")
+    user = (
+        f'Extract these fields as a JSON object (use null if absent):\n{fields}\n\nDocument:\n"""\n{item.document}\n"""'
+    )
     return GenerationRequest(
         messages=[ChatMessage(role="system", content=SYSTEM_PROMPT), ChatMessage(role="user", content=user)],
         max_tokens=max_tokens,
@@ -736,8 +983,10 @@ class ExtractionSuite:
     def __init__(self, data_dir: Path | None = None) -> None:
         self.data_dir = data_dir or default_data_dir()
         if not self.data_dir.is_dir():
-            raise LaloError(f"{self.data_dir}: extraction data folder not found; regenerate with "
-                            f"`lalo-bench suites generate {SUITE_ID}` or set {ENV_ROOT}")
+            raise LaloError(
+                f"{self.data_dir}: extraction data folder not found; regenerate with "
+                f"`lalo-bench suites generate {SUITE_ID}` or set {ENV_ROOT}"
+            )
         self._items = interleave(load_items(self.data_dir))
 
     def items(self, limit: int | None = None) -> list[SuiteItem]:
