@@ -29,8 +29,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(suites_app, name="suites")
 app.add_typer(catalog_app, name="catalog")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, `| tee`) gets a wide fixed width instead of rich's 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 CatalogOpt = Annotated[
     Path | None, typer.Option("--catalog", help="Catalog YAML (default: the one shipped with lalo-bench).")

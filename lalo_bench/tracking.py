@@ -12,8 +12,10 @@ The default store is a sqlite file under ``./mlflow/`` with artifacts beside it;
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -56,10 +58,11 @@ def _artifact_root(uri: str) -> str | None:
 
 
 def _client():
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
     from mlflow.tracking import MlflowClient
+
+    for name in ("mlflow", "alembic"):  # after the import: mlflow sets its own levels when imported
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
@@ -215,8 +218,11 @@ class Tracker:
         return frame
 
     def items_frame(self, run_id: str) -> pd.DataFrame:
-        """The per-item table of one cell run."""
-        return self.client.load_table(self.experiment_id, ITEMS_TABLE, run_ids=[run_id])
+        """The per-item table of one cell run (MLflow's ``load_table`` would consult the global URI instead)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.client.download_artifacts(run_id, ITEMS_TABLE, tmp)
+            table = json.loads(Path(path).read_text())
+        return pd.DataFrame(table["data"], columns=table["columns"])
 
 
 def _params(values: dict[str, str]) -> list:
