@@ -74,15 +74,20 @@ def models_list(catalog: CatalogOpt = None) -> None:
     from lalo_bench.models import store
 
     cat = _catalog(catalog)
-    table = Table(title=f"models (store: {store.home()})", title_justify="left")
-    for col in ("id", "params", "active", "roles", "quants (✓ = stored)", "license"):
+    table = Table(
+        title=f"models (store: {store.home()})",
+        title_justify="left",
+        caption="✓ in the local store; * derived by llama.cpp's quantizer from another quant",
+        caption_justify="left",
+    )
+    for col in ("id", "params", "active", "roles", "quants", "license"):
         table.add_column(col)
     for m in cat.models:
         quants = []
         for q, spec in m.quants.items():
-            mark = "✓" if store.read_record(m.id, q) else ""
-            how = "" if spec.source is not None else " (derived)" if spec.derive_from else ""
-            quants.append(f"{q}{mark}{how}")
+            derived = "*" if spec.derive_from else ""
+            stored = "✓" if store.read_record(m.id, q) else ""
+            quants.append(f"{q}{derived}{stored}")
         active = f"{m.arch.active_params_b:g}B" if m.arch.active_params_b else ""
         table.add_row(m.id, f"{m.arch.params_b:g}B", active, ",".join(m.roles), " ".join(quants), m.license)
     out.print(table)

@@ -155,3 +155,12 @@ def test_derived_quant_cannot_be_pulled(tmp_path: Path, isolated_home: Path) -> 
 def test_hub_source_without_pinned_sha_is_refused(catalog: Catalog, isolated_home: Path) -> None:
     with pytest.raises(LaloError, match="no pinned sha256"):
         acquire.pull(catalog, "hermes-4-70b", "fp8")
+
+
+def test_unknown_model_and_quant_are_one_line_errors(catalog: Catalog, isolated_home: Path) -> None:
+    from lalo_bench.models import quantize
+
+    with pytest.raises(LaloError, match="has no quant 'q3_k_s'"):
+        quantize.ensure(catalog, "smollm2-135m-instruct", "q3_k_s")
+    with pytest.raises(LaloError, match="unknown model 'smollm3'"):
+        acquire.pull(catalog, "smollm3")

@@ -93,10 +93,8 @@ def pull(
     progress: Progress | None = None,
 ) -> ArtifactRecord:
     """Fetch (or reuse) ``model_id``/``quant`` and return its verified record."""
-    model = _model(catalog, model_id)
+    model = resolve(catalog, model_id, quant)
     quant = quant or model.default_quant
-    if quant not in model.quants:
-        raise LaloError(f"model '{model_id}' has no quant '{quant}' (catalog has: {', '.join(sorted(model.quants))})")
     spec = model.quants[quant]
     if spec.derive_from is not None and from_path is None:
         raise LaloError(
@@ -145,11 +143,15 @@ def pull(
     return record
 
 
-def _model(catalog: Catalog, model_id: str) -> ModelSpec:
+def resolve(catalog: Catalog, model_id: str, quant: str | None = None) -> ModelSpec:
+    """The catalog model, after checking that it exists and has ``quant``; else a one-line LaloError."""
     try:
-        return catalog.model(model_id)
+        model = catalog.model(model_id)
     except KeyError as exc:
         raise LaloError(str(exc.args[0])) from None
+    if quant is not None and quant not in model.quants:
+        raise LaloError(f"model '{model_id}' has no quant '{quant}' (catalog has: {', '.join(sorted(model.quants))})")
+    return model
 
 
 def remove(model_id: str, quant: str) -> bool:

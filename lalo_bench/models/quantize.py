@@ -38,7 +38,7 @@ def _last_line(log: Path) -> str:
 
 def ensure(catalog: Catalog, model_id: str, quant: str, progress: Progress | None = None) -> ArtifactRecord:
     """A verified artifact for ``model_id``/``quant``: reused, pulled or derived as the catalog says."""
-    model = catalog.model(model_id)
+    model = acquire.resolve(catalog, model_id, quant)
     record = store.read_record(model_id, quant)
     if record is not None:
         try:
@@ -57,12 +57,7 @@ def derive(
     catalog: Catalog, model_id: str, quant: str, n_threads: int | None = None, progress: Progress | None = None
 ) -> ArtifactRecord:
     """Re-quantize the catalog's parent quant of ``model_id`` into ``quant`` with llama.cpp."""
-    try:
-        model = catalog.model(model_id)
-    except KeyError as exc:
-        raise LaloError(str(exc.args[0])) from None
-    if quant not in model.quants:
-        raise LaloError(f"model '{model_id}' has no quant '{quant}' (catalog has: {', '.join(sorted(model.quants))})")
+    model = acquire.resolve(catalog, model_id, quant)
     parent = model.quants[quant].derive_from
     if parent is None:
         raise LaloError(f"{model_id}:{quant} is fetched, not derived; run `lalo-bench models pull {model_id}`")
