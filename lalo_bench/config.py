@@ -189,7 +189,7 @@ class ModelSpec(Strict):
 
 class BackendSpec(Strict):
     id: str
-    kind: Literal["llamacpp", "llamacpp_server", "vllm_server", "openai_http"]
+    kind: Literal["llamacpp", "llamacpp_server", "vllm_server", "openai_http", "solver", "hrm"]
     formats: list[Literal["gguf", "safetensors", "checkpoint"]]
     description: str = ""
 
@@ -262,9 +262,15 @@ class SweepModel(Strict):
     quants: list[str] | None = Field(default=None, description="defaults to the model's default_quant")
 
 
+SuiteOption = str | int | float | bool
+
+
 class SweepSuite(Strict):
     suite: str
     limit: PosInt | None = Field(default=None, description="first N items (stratified order is the suite's)")
+    options: dict[str, SuiteOption] = Field(
+        default_factory=dict, description="passed to the suite, e.g. {mode: prompt} for tool calls"
+    )
 
 
 class GenerationSettings(Strict):
@@ -282,6 +288,9 @@ class SweepSpec(Strict):
     backends: list[str] = Field(default_factory=lambda: ["llamacpp"], min_length=1)
     suites: list[SweepSuite] = Field(min_length=1)
     generation: GenerationSettings = GenerationSettings()
+    oracles: list[Literal["solver"]] = Field(
+        default_factory=list, description="reference backends run beside the models on the suites they support"
+    )
     experiment: str = "lalo-bench"
 
 

@@ -7,9 +7,11 @@ stores them (tracking), so both sides agree on one shape.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from pydantic import BaseModel, Field
 
+from lalo_bench.config import SuiteOption
 from lalo_bench.measure.memory import MemoryPeak
 from lalo_bench.measure.metrics import CellLatency
 
@@ -23,15 +25,22 @@ class Cell(BaseModel):
     suite: str
     tier: str
     limit: int | None = None
+    options: dict[str, SuiteOption] = Field(default_factory=dict)
+
+    @property
+    def suite_label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.suite}[{opts}]" if opts else self.suite
 
     @property
     def label(self) -> str:
-        return f"{self.model}:{self.quant}@{self.backend}/{self.suite}"
+        return f"{self.model}:{self.quant}@{self.backend}/{self.suite_label}"
 
     @property
     def key(self) -> str:
         """Stable identity used to find a cell's finished run when a sweep resumes."""
-        raw = f"{self.model}|{self.quant}|{self.backend}|{self.suite}|{self.tier}|{self.limit}"
+        opts = json.dumps(self.options, sort_keys=True) if self.options else ""
+        raw = f"{self.model}|{self.quant}|{self.backend}|{self.suite}|{self.tier}|{self.limit}{opts}"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

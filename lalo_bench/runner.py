@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lalo_bench.backends import open_backend
 from lalo_bench.backends.base import Backend
@@ -25,12 +25,12 @@ from lalo_bench.measure.memory import MemorySampler
 from lalo_bench.measure.metrics import RequestTiming, aggregate, request_metrics
 from lalo_bench.measure.timing import timed_generate
 from lalo_bench.results import Cell, CellResult, ItemRecord
-from lalo_bench.suites import Suite, SuiteItem, get_suite
+from lalo_bench.suites import HarnessSuite, Suite, SuiteItem, get_suite
 
 
 class CellJob(BaseModel):
     cell: Cell
-    weights: str
+    weights: str | None = Field(description="None for reference backends (the solver)")
     backend: BackendSpec
     generation: GenerationSettings
 
@@ -72,25 +72,25 @@ def run_item(
 
 def run_cell(job: CellJob, on_item: Callable[[ItemRecord], None] = lambda r: None) -> CellResult:
     """Run a cell in this process."""
-    suite = get_suite(job.cell.suite)
+    suite = get_suite(job.cell.suite, job.cell.options)
     items = suite.items(job.cell.limit)
-    records: list[ItemRecord] = []
-    timings: list[RequestTiming] = []
+    results: list[tuple[ItemRecord, RequestTiming | None]] = []
     started = time.perf_counter()
     with MemorySampler() as memory:
-        backend = open_backend(job.backend, Path(job.weights), job.generation)
+        backend = open_backend(job.backend, Path(job.weights) if job.weights else None, job.generation)
         load_s = time.perf_counter() - started
         try:
-            for item in items:
-                record, timing = run_item(backend, suite, item, job.generation)
-                records.append(record)
-                if timing is not None:
-                    timings.append(timing)
-                on_item(record)
+            if isinstance(suite, HarnessSuite):
+                results = suite.run_with(backend, job.generation, items, on_item)
+            else:
+                for item in items:
+                    results.append(run_item(backend, suite, item, job.generation))
+                    on_item(results[-1][0])
         finally:
             backend.close()
     assert memory.result is not None
-    detail_keys = sorted({k for r in records for k in r.details})
+    records = [r for r, _ in results]
+    timings = [t for _, t in results if t is not None]
     n = max(len(records), 1)
     return CellResult(
         records=records,
@@ -98,7 +98,7 @@ def run_cell(job: CellJob, on_item: Callable[[ItemRecord], None] = lambda r: Non
         memory=memory.result,
         quality=sum(r.score for r in records) / n,
         error_rate=sum(r.error is not None for r in records) / n,
-        suite_metrics={k: sum(r.details.get(k, 0.0) for r in records) / n for k in detail_keys},
+        suite_metrics=suite.summarize(records),
         load_s=load_s,
         wall_s=time.perf_counter() - started,
         runtime={"suite_version": suite.version, "items_total": str(len(items))},

@@ -23,10 +23,14 @@ from lalo_bench.backends import SWEEPABLE_KINDS, runtime_info
 from lalo_bench.config import Catalog, SweepSpec, load_sweep
 from lalo_bench.errors import ConfigError, LaloError
 from lalo_bench.models import quantize, store
+from lalo_bench.models.store import ByteProgress
 from lalo_bench.results import Cell, ItemRecord
 from lalo_bench.runner import CellJob, run_cell_isolated
-from lalo_bench.suites import suite_ids
+from lalo_bench.suites import ORACLES, suite_ids
 from lalo_bench.tracking import Tracker
+
+ORACLE_QUANT = "exact"
+"""The quant label of a reference-backend cell, which has no weights."""
 
 RESULT_COLUMNS = {
     "model": "model",
@@ -58,8 +62,23 @@ def expand(spec: SweepSpec, catalog: Catalog) -> list[Cell]:
                             suite=suite.suite,
                             tier=spec.tier,
                             limit=suite.limit,
+                            options=suite.options,
                         )
                     )
+    for oracle in spec.oracles:
+        for suite in spec.suites:
+            if suite.suite in ORACLES[oracle]:
+                cells.append(
+                    Cell(
+                        model=oracle,
+                        quant=ORACLE_QUANT,
+                        backend=oracle,
+                        suite=suite.suite,
+                        tier=spec.tier,
+                        limit=suite.limit,
+                        options=suite.options,
+                    )
+                )
     return cells
 
 
@@ -121,39 +140,28 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
                 progress.advance(cells_task)
                 continue
             progress.update(cells_task, note=cell.label)
+            progress.update(items_task, description="  weights", completed=0, total=None, visible=True, note="")
+
+            def on_bytes(done_b: int, total_b: int | None) -> None:
+                total_mb = (total_b or 0) // 2**20 or None
+                progress.update(items_task, completed=done_b // 2**20, total=total_mb, note="MiB")
+
+            backend = catalog.backend(cell.backend)
             try:
-                progress.update(items_task, description="  weights", completed=0, total=None, visible=True, note="")
-                artifact = quantize.ensure(
-                    catalog,
-                    cell.model,
-                    cell.quant,
-                    progress=lambda done_b, total_b: progress.update(
-                        items_task, completed=done_b // 2**20, total=(total_b or 0) // 2**20 or None, note="MiB"
-                    ),
-                )
+                weights, weight_params = _weights(catalog, cell, on_bytes)
             except LaloError as exc:
-                run_id = tracker.start_cell(sweep, cell, {})
-                tracker.fail_cell(run_id, str(exc))
+                tracker.fail_cell(tracker.start_cell(sweep, cell, {}), str(exc))
                 console.print(f"[red]failed[/] {escape(cell.label)}: {escape(str(exc))}")
                 failed += 1
                 progress.advance(cells_task)
                 continue
-            backend = catalog.backend(cell.backend)
             params = {
-                "weights_sha256": artifact.sha256,
-                "weights_bytes": str(artifact.size_bytes),
-                "weights_origin": artifact.origin,
-                "requantized": str(artifact.requantized),
+                **weight_params,
                 **{f"gen.{k}": str(v) for k, v in spec.generation.model_dump().items()},
                 **runtime_info(backend),
             }
             run_id = tracker.start_cell(sweep, cell, params)
-            job = CellJob(
-                cell=cell,
-                weights=str(store.model_dir(cell.model) / artifact.file),
-                backend=backend,
-                generation=spec.generation,
-            )
+            job = CellJob(cell=cell, weights=weights, backend=backend, generation=spec.generation)
             progress.update(items_task, description="  items", completed=0, total=cell.limit, note="")
             scores: list[float] = []
 
@@ -176,6 +184,20 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
     return SweepOutcome(
         sweep.run_id, sweep.resumed, ran, skipped, failed, retired, results_table(tracker, sweep.run_id)
     )
+
+
+def _weights(catalog: Catalog, cell: Cell, on_bytes: ByteProgress) -> tuple[str | None, dict[str, str]]:
+    """The verified weights file of a cell (pulled or derived on first use) and the params that pin it."""
+    if cell.backend in ORACLES:
+        return None, {"weights_sha256": "none (reference backend)"}
+    artifact = quantize.ensure(catalog, cell.model, cell.quant, progress=on_bytes)
+    params = {
+        "weights_sha256": artifact.sha256,
+        "weights_bytes": str(artifact.size_bytes),
+        "weights_origin": artifact.origin,
+        "requantized": str(artifact.requantized),
+    }
+    return str(store.model_dir(cell.model) / artifact.file), params
 
 
 def results_table(tracker: Tracker, sweep_id: str) -> pd.DataFrame:

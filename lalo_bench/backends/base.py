@@ -8,7 +8,7 @@ measured by the same clock in the same place.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +24,9 @@ class GenerationRequest(BaseModel):
     temperature: float = Field(default=0.0, ge=0)
     seed: int = 0
     stop: list[str] = Field(default_factory=list)
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description="OpenAI-format tool definitions, rendered by the backend's native tool calling"
+    )
 
 
 class StreamChunk(BaseModel):

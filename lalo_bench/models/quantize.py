@@ -12,7 +12,7 @@ from pathlib import Path
 from lalo_bench.config import Catalog
 from lalo_bench.errors import LaloError
 from lalo_bench.models import acquire, store
-from lalo_bench.models.store import ArtifactRecord, PartialFile, Progress
+from lalo_bench.models.store import ArtifactRecord, ByteProgress, PartialFile
 
 UNQUANTIZED = {"f32", "f16", "bf16"}
 
@@ -36,7 +36,7 @@ def _last_line(log: Path) -> str:
     return lines[-1] if lines else "no log output"
 
 
-def ensure(catalog: Catalog, model_id: str, quant: str, progress: Progress | None = None) -> ArtifactRecord:
+def ensure(catalog: Catalog, model_id: str, quant: str, progress: ByteProgress | None = None) -> ArtifactRecord:
     """A verified artifact for ``model_id``/``quant``: reused, pulled or derived as the catalog says."""
     model = acquire.resolve(catalog, model_id, quant)
     record = store.read_record(model_id, quant)
@@ -54,7 +54,7 @@ def ensure(catalog: Catalog, model_id: str, quant: str, progress: Progress | Non
 
 
 def derive(
-    catalog: Catalog, model_id: str, quant: str, n_threads: int | None = None, progress: Progress | None = None
+    catalog: Catalog, model_id: str, quant: str, n_threads: int | None = None, progress: ByteProgress | None = None
 ) -> ArtifactRecord:
     """Re-quantize the catalog's parent quant of ``model_id`` into ``quant`` with llama.cpp."""
     model = acquire.resolve(catalog, model_id, quant)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from lalo_bench.errors import ModelFileError
 
-Progress = Callable[[int, int | None], None]
+ByteProgress = Callable[[int, int | None], None]
 """Called with (bytes done, bytes total or None)."""
 
 CHUNK = 4 * 2**20
@@ -82,7 +82,7 @@ def write_record(record: ArtifactRecord) -> None:
     os.replace(tmp, path)
 
 
-def sha256_file(path: Path, progress: Progress | None = None) -> str:
+def sha256_file(path: Path, progress: ByteProgress | None = None) -> str:
     digest = hashlib.sha256()
     total = path.stat().st_size
     done = 0
@@ -95,7 +95,7 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
     return digest.hexdigest()
 
 
-def verified_path(record: ArtifactRecord, progress: Progress | None = None) -> Path:
+def verified_path(record: ArtifactRecord, progress: ByteProgress | None = None) -> Path:
     """The record's file, after checking it exists, has its size and hashes to its sha256."""
     path = model_dir(record.model) / record.file
     fix = f"run `lalo-bench models pull {record.model} --quant {record.quant}` to fetch it again"

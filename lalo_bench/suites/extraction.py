@@ -26,7 +26,7 @@ import os
 import random
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +35,8 @@ from pydantic import BaseModel
 
 from lalo_bench.backends.base import ChatMessage, GenerationRequest
 from lalo_bench.errors import LaloError
-from lalo_bench.suites.base import ItemScore, SuiteItem
+from lalo_bench.results import ItemRecord
+from lalo_bench.suites.base import ItemScore, SuiteItem, TaskType, mean_details
 from lalo_bench.suites.manifest import verify, write_manifest
 
 SUITE_ID = "extraction"
@@ -58,6 +59,7 @@ class FieldSpec(BaseModel):
 
 
 class ExtractionItem(SuiteItem):
+    task_type: Literal["extraction"] = "extraction"
     document: str
     fields: dict[str, FieldSpec]
     gold: dict[str, Gold]
@@ -979,6 +981,7 @@ class ExtractionSuite:
 
     id: str = SUITE_ID
     version: str = SUITE_VERSION
+    task_type: TaskType = "extraction"
 
     def __init__(self, data_dir: Path | None = None) -> None:
         self.data_dir = data_dir or default_data_dir()
@@ -998,3 +1001,6 @@ class ExtractionSuite:
 
     def score(self, item: SuiteItem, output: str) -> ItemScore:
         return score_reply(_narrow(item), output)
+
+    def summarize(self, records: Sequence[ItemRecord]) -> dict[str, float]:
+        return mean_details(records)
