@@ -202,14 +202,68 @@ def results(
 # ---------------------------------------------------------------- suites and catalog
 
 
+def _options(pairs: list[str] | None) -> dict[str, str]:
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LaloError(f"--option expects KEY=VALUE, got '{pair}'")
+        options[key] = value
+    return options
+
+
+OptionOpt = Annotated[list[str] | None, typer.Option("--option", help="Suite option KEY=VALUE (repeatable).")]
+
+
 @suites_app.command("list")
 def suites_list() -> None:
-    """Suites and how many items each holds."""
+    """Suites with their task type, version, item counts and categories (data verified against manifests)."""
+    from collections import Counter
+
     from lalo_bench.suites import get_suite, suite_ids
 
+    rows = []
     for sid in suite_ids():
-        suite = get_suite(sid)
-        out.print(f"{sid}  v{suite.version}  {len(suite.items())} items")
+        try:
+            suite = get_suite(sid)
+            items = suite.items()
+        except LaloError as exc:
+            rows.append(
+                {"suite": sid, "task type": "–", "version": "–", "items": 0, "categories": f"unavailable: {exc}"}
+            )
+            continue
+        counts = Counter(i.category for i in items)
+        rows.append(
+            {
+                "suite": sid,
+                "task type": suite.task_type,
+                "version": suite.version,
+                "items": len(items),
+                "categories": ", ".join(f"{c} {n}" for c, n in sorted(counts.items())),
+            }
+        )
+    _print_frame(pd.DataFrame(rows), "suites")
+
+
+@app.command()
+def score(
+    suite: Annotated[str, typer.Option("--suite", "-s", help="Suite id.")],
+    predictions: Annotated[Path, typer.Option("--predictions", "-p", help='JSONL, one {"id", "output"} a line.')],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Per-item JSONL (default: PREDICTIONS.scored.jsonl).")
+    ] = None,
+    option: OptionOpt = None,
+) -> None:
+    """Score outputs produced elsewhere: per-item JSONL to a file, the summary JSON on stdout."""
+    from lalo_bench import scoring
+    from lalo_bench.suites import get_suite
+
+    the_suite = get_suite(suite, _options(option))
+    records = scoring.score_predictions(the_suite, scoring.read_predictions(predictions), str(predictions))
+    target = out_file or predictions.with_suffix(".scored.jsonl")
+    scoring.write_records(records, target)
+    print(scoring.summarize(the_suite, records).model_dump_json(indent=2))
+    err.print(f"per-item scores: {target}")
 
 
 @suites_app.command("generate")

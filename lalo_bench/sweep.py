@@ -26,7 +26,7 @@ from lalo_bench.models import quantize, store
 from lalo_bench.models.store import ByteProgress
 from lalo_bench.results import Cell, ItemRecord
 from lalo_bench.runner import CellJob, run_cell_isolated
-from lalo_bench.suites import ORACLES, suite_ids
+from lalo_bench.suites import ORACLES, get_suite, suite_ids
 from lalo_bench.tracking import Tracker
 
 ORACLE_QUANT = "exact"
@@ -99,6 +99,11 @@ class SweepOutcome:
 
 def load(path: Path, catalog: Catalog) -> SweepSpec:
     spec = load_sweep(path, catalog, suite_ids())
+    for i, s in enumerate(spec.suites):
+        try:
+            get_suite(s.suite, s.options)
+        except LaloError as exc:
+            raise ConfigError(str(path), f"suites[{i}]", str(exc)) from None
     for i, b in enumerate(spec.backends):
         kind = catalog.backend(b).kind
         if kind not in SWEEPABLE_KINDS:

@@ -46,13 +46,21 @@ class LlamaCppBackend:
         eos = self.llm._model.token_get_text(self.llm.token_eos()) if self.llm.token_eos() >= 0 else ""
         bos = self.llm._model.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self.supports_tools = "tools" in template
         self.n_ctx = n_ctx
 
     def _is_end(self, token: int) -> bool:
         return bool(self._llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token))
 
     def prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], list[str]]:
-        rendered = self._formatter(messages=[m.model_dump() for m in request.messages])
+        if request.tools and not self.supports_tools:
+            raise BackendError(
+                "this model's chat template has no tool support, so native tool calling is impossible; "
+                "use the suite option mode: prompt"
+            )
+        messages = [m.model_dump() for m in request.messages]
+        rendered = self._formatter(messages=messages, tools=request.tools) if request.tools else None
+        rendered = rendered or self._formatter(messages=messages)
         stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
         tokens = self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         return tokens, [s for s in stops if s]
