@@ -44,7 +44,7 @@ def catalog() -> Catalog:
 
 def test_default_catalog_loads(catalog: Catalog) -> None:
     assert catalog.version == 1
-    assert {b.id for b in catalog.backends} == {"llamacpp", "llamacpp-server", "vllm", "openai"}
+    assert {b.id for b in catalog.backends} == {"llamacpp", "llamacpp-server", "vllm", "openai", "hrm", "solver"}
 
 
 def test_required_tiers_exist(catalog: Catalog) -> None:
