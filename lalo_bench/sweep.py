@@ -33,10 +33,11 @@ ORACLE_QUANT = "exact"
 """The quant label of a reference-backend cell, which has no weights."""
 
 RESULT_COLUMNS = {
+    "suite_label": "suite",
     "model": "model",
     "quant": "quant",
     "backend": "backend",
-    "suite": "suite",
+    "items": "items",
     "quality": "quality",
     "decode_tok_s": "decode tok/s",
     "prefill_tok_s": "prefill tok/s",
@@ -210,5 +211,11 @@ def results_table(tracker: Tracker, sweep_id: str) -> pd.DataFrame:
     frame = tracker.cells_frame(sweep_id)
     if frame.empty:
         return frame
+    if "suite_label" not in frame:  # runs logged before suite options existed
+        frame["suite_label"] = frame["suite"]
+    frame["suite_label"] = frame["suite_label"].fillna(frame["suite"])
     cols = [c for c in RESULT_COLUMNS if c in frame.columns]
-    return frame[cols].rename(columns=RESULT_COLUMNS)
+    table = frame[cols].copy()
+    if "items" in table:
+        table["items"] = table["items"].astype(int)
+    return table.rename(columns=RESULT_COLUMNS)

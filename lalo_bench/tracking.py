@@ -157,6 +157,8 @@ class Tracker:
             "backend": cell.backend,
             "tier": cell.tier,
             "suite": cell.suite,
+            "suite_options": json.dumps(cell.options, sort_keys=True) if cell.options else "",
+            "suite_label": cell.suite_label,
             "limit": str(cell.limit),
         }
         self.client.log_batch(run.info.run_id, params=_params({**base, **params}))
@@ -214,7 +216,7 @@ class Tracker:
             )
         frame = pd.DataFrame(rows)
         if not frame.empty:
-            frame = frame.sort_values(["model", "quant", "backend", "suite"]).reset_index(drop=True)
+            frame = frame.sort_values(["suite", "model", "quant", "backend"]).reset_index(drop=True)
         return frame
 
     def items_frame(self, run_id: str) -> pd.DataFrame:
