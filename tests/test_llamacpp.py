@@ -77,3 +77,25 @@ def test_quantize_records_a_derived_variant(catalog: Catalog, smollm2: Path) -> 
         assert timed_generate(b, ask("Hi", max_tokens=3)).timing.output_tokens >= 1
     finally:
         b.close()
+
+
+def test_multi_token_stop_string_is_cut_from_the_output(backend: LlamaCppBackend) -> None:
+    free = timed_generate(backend, ask("Write the word Hello, then a newline, then Question: what?", max_tokens=40))
+    assert free.text.strip()
+    # Stop on a string the unconstrained reply contains, spanning more than one token.
+    words = [w for w in free.text.split() if len(w) > 4]
+    assert words, free.text
+    stop = words[0]
+    request = ask("Write the word Hello, then a newline, then Question: what?", max_tokens=40)
+    cut = timed_generate(backend, request.model_copy(update={"stop": [stop]}))
+    assert stop not in cut.text
+    assert cut.finish_reason == "stop"
+    assert free.text.startswith(cut.text)
+
+
+def test_partial_stop_suffix() -> None:
+    from lalo_bench.backends.llamacpp import _partial_stop_len
+
+    assert _partial_stop_len("abc\n\nQues", ["Question:"]) == 4
+    assert _partial_stop_len("abc", ["Question:"]) == 0
+    assert _partial_stop_len("xQ", ["Question:", "Qx"]) == 1

@@ -23,6 +23,17 @@ FALLBACK_TEMPLATE = (
 )
 
 
+def _partial_stop_len(text: str, stops: list[str]) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of a stop string."""
+    best = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:n]):
+                best = n
+                break
+    return best
+
+
 class LlamaCppBackend:
     def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 0) -> None:
         import llama_cpp
@@ -77,7 +88,7 @@ class LlamaCppBackend:
         self.llm.reset()
         self.llm.set_seed(request.seed)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = ""
+        held = ""  # text that may be the start of a stop string, not yet emitted
         finish = "length"
         generated: list[int] = []
         sampler = self.llm.generate(tokens, temp=request.temperature, top_k=40, top_p=0.95, min_p=0.05, reset=True)
@@ -85,17 +96,19 @@ class LlamaCppBackend:
             if self._is_end(token):
                 finish = "stop"
                 break
-            piece = decoder.decode(self.llm.detokenize([token], prev_tokens=tokens + generated, special=False))
+            held += decoder.decode(self.llm.detokenize([token], prev_tokens=tokens + generated, special=False))
             generated.append(token)
-            text += piece
-            hit = next((s for s in stops if s in text), None)
-            if hit is not None:  # drop the stop string itself from this piece
-                piece = piece[: max(0, len(piece) - (len(text) - text.index(hit)))]
-                finish = "stop"
-            yield StreamChunk(text=piece, tokens=1, prompt_tokens=n_prompt)
-            if hit is not None or len(generated) >= request.max_tokens:
+            hit = min((held.index(s) for s in stops if s in held), default=None)
+            if hit is not None:
+                yield StreamChunk(text=held[:hit], tokens=1, prompt_tokens=n_prompt)
+                held, finish = "", "stop"
                 break
-        tail = decoder.decode(b"", final=True)
+            safe = len(held) - _partial_stop_len(held, stops)
+            yield StreamChunk(text=held[:safe], tokens=1, prompt_tokens=n_prompt)
+            held = held[safe:]
+            if len(generated) >= request.max_tokens:
+                break
+        tail = held + decoder.decode(b"", final=True)
         yield StreamChunk(text=tail, tokens=0, finish_reason=finish, prompt_tokens=n_prompt)
 
     def close(self) -> None:
