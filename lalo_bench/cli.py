@@ -266,23 +266,41 @@ def score(
     err.print(f"per-item scores: {target}")
 
 
+GENERATED_SUITES = {
+    "extraction": "lalo_bench.suites.extraction",
+    "reasoning": "lalo_bench.suites.reasoning_data",
+    "puzzles": "lalo_bench.suites.puzzles",
+}
+"""Suites whose data is made by a seeded generator: module with ``write_dataset(out_dir, seed=…)``."""
+
+
 @suites_app.command("generate")
 def suites_generate(
-    suite: Annotated[str, typer.Argument(help="Suite id (extraction).")],
+    suite: Annotated[str, typer.Argument(help=f"Suite id ({', '.join(GENERATED_SUITES)}).")],
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Folder (default: the repository's eval_suites).")
+        Path | None, typer.Option("--out", help="Folder (default: the repository's eval_suites/<suite>/v1).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Generator seed.")] = 1234,
-    count: Annotated[int, typer.Option(help="Number of items.")] = 240,
+    seed: Annotated[int | None, typer.Option(help="Generator seed (default: the shipped data's).")] = None,
+    count: Annotated[int | None, typer.Option(help="Number of items (extraction only).")] = None,
 ) -> None:
-    """Regenerate a suite's data and manifest (deterministic for a seed)."""
-    if suite != "extraction":
-        raise LaloError(f"suite '{suite}' has no generator (generators: extraction)")
-    from lalo_bench.suites import extraction
+    """Regenerate a suite's data and manifest; the shipped seed reproduces the shipped files byte for byte."""
+    from importlib import import_module
 
-    target = out_dir or extraction.default_data_dir()
-    manifest = extraction.write_dataset(target, seed=seed, count=count)
-    out.print(f"[green]ok[/] wrote {count} items and {manifest}")
+    from lalo_bench.suites.manifest import load_manifest
+
+    if suite not in GENERATED_SUITES:
+        raise LaloError(f"suite '{suite}' has no generator (generators: {', '.join(GENERATED_SUITES)})")
+    if count is not None and suite != "extraction":
+        raise LaloError("--count applies to the extraction suite only")
+    module = import_module(GENERATED_SUITES[suite])
+    data_module = import_module(f"lalo_bench.suites.{suite}")
+    target = out_dir or data_module.default_data_dir()
+    kwargs: dict[str, int] = {"seed": seed} if seed is not None else {}
+    if count is not None:
+        kwargs["count"] = count
+    manifest_path = module.write_dataset(target, **kwargs)
+    manifest = load_manifest(Path(manifest_path).parent)
+    out.print(f"[green]ok[/] {suite}: {manifest.count} items, seed {manifest.seed} → {manifest_path}")
 
 
 @catalog_app.command("check")
