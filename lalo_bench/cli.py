@@ -288,8 +288,16 @@ def suites_generate(
 
     from lalo_bench.suites.manifest import load_manifest
 
+    if suite == "tool_calls":  # not generated: copied out of the pinned bfcl-eval wheel
+        from lalo_bench.models.acquire import download_wheel
+        from lalo_bench.suites import tool_calls
+
+        wheel = download_wheel(tool_calls.BFCL_PACKAGE, tool_calls.BFCL_VERSION)
+        manifest_path = tool_calls.write_dataset(out_dir or tool_calls.default_data_dir(), wheel)
+        out.print(f"[green]ok[/] tool_calls: BFCL data from {wheel.name} → {manifest_path}")
+        return
     if suite not in GENERATED_SUITES:
-        raise LaloError(f"suite '{suite}' has no generator (generators: {', '.join(GENERATED_SUITES)})")
+        raise LaloError(f"suite '{suite}' has no generator (generators: {', '.join(GENERATED_SUITES)}, tool_calls)")
     if count is not None and suite != "extraction":
         raise LaloError("--count applies to the extraction suite only")
     module = import_module(GENERATED_SUITES[suite])

