@@ -53,7 +53,7 @@ def _print_frame(frame: pd.DataFrame, title: str) -> None:
     for col in frame.columns:
         table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
     for _, row in frame.iterrows():
-        table.add_row(*[_fmt(v) for v in row])
+        table.add_row(*[escape(_fmt(v)) for v in row])
     out.print(table)
 
 

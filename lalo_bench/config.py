@@ -271,6 +271,9 @@ class SweepSuite(Strict):
     options: dict[str, SuiteOption] = Field(
         default_factory=dict, description="passed to the suite, e.g. {mode: prompt} for tool calls"
     )
+    max_tokens: PosInt | None = Field(
+        default=None, description="overrides generation.max_tokens for this suite (a 30x30 maze needs ~1000)"
+    )
 
 
 class GenerationSettings(Strict):

@@ -26,6 +26,7 @@ class Cell(BaseModel):
     tier: str
     limit: int | None = None
     options: dict[str, SuiteOption] = Field(default_factory=dict)
+    max_tokens: int | None = Field(default=None, description="the suite's override of generation.max_tokens")
 
     @property
     def suite_label(self) -> str:
@@ -41,6 +42,8 @@ class Cell(BaseModel):
         """Stable identity used to find a cell's finished run when a sweep resumes."""
         opts = json.dumps(self.options, sort_keys=True) if self.options else ""
         raw = f"{self.model}|{self.quant}|{self.backend}|{self.suite}|{self.tier}|{self.limit}{opts}"
+        if self.max_tokens is not None:
+            raw += f"|max_tokens={self.max_tokens}"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

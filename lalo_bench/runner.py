@@ -9,6 +9,7 @@ over a queue.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import time
 import traceback
@@ -106,6 +107,7 @@ def run_cell(job: CellJob, on_item: Callable[[ItemRecord], None] = lambda r: Non
 
 
 def _worker(job_json: str, out: mp.Queue) -> None:
+    os.environ.setdefault("TQDM_DISABLE", "1")  # harness progress bars would garble the parent's progress display
     try:
         job = CellJob.model_validate_json(job_json)
         result = run_cell(job, on_item=lambda r: out.put(("item", r.model_dump_json())))

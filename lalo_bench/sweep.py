@@ -64,6 +64,7 @@ def expand(spec: SweepSpec, catalog: Catalog) -> list[Cell]:
                             tier=spec.tier,
                             limit=suite.limit,
                             options=suite.options,
+                            max_tokens=suite.max_tokens,
                         )
                     )
     for oracle in spec.oracles:
@@ -78,6 +79,7 @@ def expand(spec: SweepSpec, catalog: Catalog) -> list[Cell]:
                         tier=spec.tier,
                         limit=suite.limit,
                         options=suite.options,
+                        max_tokens=suite.max_tokens,
                     )
                 )
     return cells
@@ -164,10 +166,14 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
             params = {
                 **weight_params,
                 **{f"gen.{k}": str(v) for k, v in spec.generation.model_dump().items()},
+                **({"gen.max_tokens": str(cell.max_tokens)} if cell.max_tokens else {}),
                 **runtime_info(backend),
             }
             run_id = tracker.start_cell(sweep, cell, params)
-            job = CellJob(cell=cell, weights=weights, backend=backend, generation=spec.generation)
+            generation = spec.generation
+            if cell.max_tokens is not None:
+                generation = generation.model_copy(update={"max_tokens": cell.max_tokens})
+            job = CellJob(cell=cell, weights=weights, backend=backend, generation=generation)
             progress.update(items_task, description="  items", completed=0, total=cell.limit, note="")
             scores: list[float] = []
 

@@ -59,6 +59,7 @@ def _artifact_root(uri: str) -> str | None:
 
 def _client():
     warnings.filterwarnings("ignore", module="mlflow")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # after the import: mlflow sets its own levels when imported
