@@ -190,6 +190,10 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
             else:
                 tracker.finish_cell(run_id, result)
                 ran += 1
+                console.print(
+                    f"[green]done[/] {escape(cell.label)}: quality {result.quality:.3f} over "
+                    f"{len(result.records)} items, {result.wall_s:.0f} s"
+                )
             progress.advance(cells_task)
         progress.update(items_task, visible=False)
     tracker.finish_sweep(sweep, failed)
