@@ -35,7 +35,7 @@ def test_multi_token_prompt_streams_with_a_stamp_per_token(backend: LlamaCppBack
     gen = timed_generate(backend, request)
     assert gen.text.strip()
     assert gen.timing.prompt_tokens == len(tokens) > 10
-    assert 1 <= gen.timing.output_tokens <= 24
+    assert 0 < gen.timing.output_tokens <= 24
     assert gen.finish_reason in {"stop", "length"}
     m = request_metrics(gen.timing)
     assert m.ttft_ms is not None and m.ttft_ms > 0

@@ -424,9 +424,9 @@ def test_the_adapter_is_registered_and_generation_only() -> None:
 
     assert get_model("lalo") is LaloLM
     lm = LaloLM(backend=ScriptedBackend({}), settings=GenerationSettings(max_tokens=50, temperature=0.5))
-    with pytest.raises(NotImplementedError, match="only generates text"):
+    with pytest.raises(LaloError, match="only generates text"):
         lm.loglikelihood([])
-    with pytest.raises(NotImplementedError, match="only generates text"):
+    with pytest.raises(LaloError, match="only generates text"):
         lm.loglikelihood_rolling([])
     request = to_request("ctx", {"until": "\n\n", "max_gen_toks": 9, "temperature": 0.0}, lm.settings)
     assert (request.stop, request.max_tokens, request.temperature) == (["\n\n"], 9, 0.5)

@@ -145,10 +145,10 @@ class LaloLM(LM):
         return out
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        raise NotImplementedError(LOGLIKELIHOOD_UNSUPPORTED)
+        raise LaloError(LOGLIKELIHOOD_UNSUPPORTED)
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        raise NotImplementedError(LOGLIKELIHOOD_UNSUPPORTED)
+        raise LaloError(LOGLIKELIHOOD_UNSUPPORTED)
 
 
 def evaluate(lm: LaloLM, tasks: list[str], include_path: Path) -> dict[str, Any]:
