@@ -94,12 +94,12 @@ def test_kill_and_resume(tmp_path: Path, store_uri: str, smollm2: Path, catalog:
     cells = expand(load(config, catalog), catalog)
     assert len(cells) == 3
 
+    tracker = Tracker("test")  # create the store first: two processes migrating one new sqlite file collide
     proc = subprocess.Popen(
         sweep_cmd(config), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        _wait_for(lambda: Tracker("test").latest_sweep_id("resume") is not None, 120, "the sweep run")
-        tracker = Tracker("test")
+        _wait_for(lambda: tracker.latest_sweep_id("resume") is not None, 120, "the sweep run")
         sweep_id = tracker.latest_sweep_id("resume")
 
         def first_done_second_running() -> bool:
