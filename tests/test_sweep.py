@@ -102,34 +102,33 @@ def test_kill_and_resume(tmp_path: Path, store_uri: str, smollm2: Path, catalog:
         _wait_for(lambda: tracker.latest_sweep_id("resume") is not None, 120, "the sweep run")
         sweep_id = tracker.latest_sweep_id("resume")
 
-        def first_done_second_running() -> bool:
+        def a_cell_done_and_the_next_running() -> bool:
             runs = tracker.cells_frame(sweep_id, include_unfinished=True)
-            if runs.empty:
-                return False
-            return (runs["status"] == "FINISHED").sum() == 1 and (runs["status"] == "RUNNING").sum() == 1
+            return not runs.empty and (runs["status"] == "FINISHED").sum() >= 1 and (runs["status"] == "RUNNING").any()
 
-        _wait_for(first_done_second_running, 300, "cell 1 finished and cell 2 running")
-        time.sleep(1.5)  # let cell 2 get into its items
+        _wait_for(a_cell_done_and_the_next_running, 600, "a finished cell and a running one")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the sweep and its cell worker
         proc.wait()
 
     before = tracker.cells_frame(sweep_id, include_unfinished=True)
     finished_before = before[before["status"] == "FINISHED"]
-    assert len(finished_before) == 1
-    kept_run = finished_before.iloc[0]["run_id"]
-    interrupted = before[before["status"] == "RUNNING"].iloc[0]["run_id"]
+    running_before = before[before["status"] == "RUNNING"]
+    assert 1 <= len(finished_before) < 3
+    assert len(running_before) == 1, "a sweep runs one cell at a time"
+    kept_runs = set(finished_before["run_id"])
+    interrupted = running_before.iloc[0]["run_id"]
 
     proc2 = subprocess.run(sweep_cmd(config), capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc2.returncode == 0, proc2.stderr
     assert "resuming" in proc2.stderr
-    assert "1 already done" in proc2.stdout
+    assert f"{len(finished_before)} already done" in proc2.stdout
 
     after = tracker.cells_frame(sweep_id, include_unfinished=True)
     finished = after[after["status"] == "FINISHED"]
     assert len(finished) == 3, "every cell counted exactly once"
     assert sorted(finished["quant"]) == ["q4_0", "q4_1", "q8_0"]
-    assert kept_run in set(finished["run_id"]), "the finished cell was not redone"
+    assert kept_runs <= set(finished["run_id"]), "finished cells were not redone"
     assert tracker.client.get_run(interrupted).info.status == "KILLED", "the partial run never counts"
     assert interrupted not in set(finished["run_id"])
     assert tracker.client.get_run(sweep_id).info.status == "FINISHED"
