@@ -17,6 +17,9 @@ from pathlib import Path
 from lalo_bench.backends.base import GenerationRequest, StreamChunk
 from lalo_bench.errors import BackendError
 
+FALLBACK_STOPS = ["\nuser:", "\nsystem:"]
+"""A base model under the fallback template would otherwise write the next turn itself."""
+
 FALLBACK_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant: {% endif %}"
@@ -54,6 +57,7 @@ class LlamaCppBackend:
         self._llama_cpp = llama_cpp
         meta = self.llm.metadata
         template = meta.get("tokenizer.chat_template") or FALLBACK_TEMPLATE
+        self.template_stops = FALLBACK_STOPS if template is FALLBACK_TEMPLATE else []
         eos = self.llm._model.token_get_text(self.llm.token_eos()) if self.llm.token_eos() >= 0 else ""
         bos = self.llm._model.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
@@ -73,6 +77,7 @@ class LlamaCppBackend:
         rendered = self._formatter(messages=messages, tools=request.tools) if request.tools else None
         rendered = rendered or self._formatter(messages=messages)
         stops = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
+        stops = [*stops, *self.template_stops]
         tokens = self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         return tokens, [s for s in stops if s]
 
