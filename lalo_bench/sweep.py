@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lalo_bench.backends import SWEEPABLE_KINDS, runtime_info
-from lalo_bench.config import Catalog, SweepSpec, load_sweep
+from lalo_bench.config import Catalog, SweepSpec, SweepSuite, load_sweep
 from lalo_bench.errors import ConfigError, LaloError
 from lalo_bench.models import quantize, store
 from lalo_bench.models.store import ByteProgress
@@ -49,39 +49,32 @@ RESULT_COLUMNS = {
 
 def expand(spec: SweepSpec, catalog: Catalog) -> list[Cell]:
     """The cells of the matrix, in the order they run (model, quant, backend, suite)."""
-    cells = []
-    for sm in spec.models:
-        quants = sm.quants or [catalog.model(sm.model).default_quant]
-        for quant in quants:
-            for backend in spec.backends:
-                for suite in spec.suites:
-                    cells.append(
-                        Cell(
-                            model=sm.model,
-                            quant=quant,
-                            backend=backend,
-                            suite=suite.suite,
-                            tier=spec.tier,
-                            limit=suite.limit,
-                            options=suite.options,
-                            max_tokens=suite.max_tokens,
-                        )
-                    )
-    for oracle in spec.oracles:
-        for suite in spec.suites:
-            if suite.suite in ORACLES[oracle]:
-                cells.append(
-                    Cell(
-                        model=oracle,
-                        quant=ORACLE_QUANT,
-                        backend=oracle,
-                        suite=suite.suite,
-                        tier=spec.tier,
-                        limit=suite.limit,
-                        options=suite.options,
-                        max_tokens=suite.max_tokens,
-                    )
-                )
+
+    def cell(model: str, quant: str, backend: str, suite: SweepSuite) -> Cell:
+        return Cell(
+            model=model,
+            quant=quant,
+            backend=backend,
+            suite=suite.suite,
+            tier=spec.tier,
+            limit=suite.limit,
+            options=suite.options,
+            max_tokens=suite.max_tokens,
+        )
+
+    cells = [
+        cell(sm.model, quant, backend, suite)
+        for sm in spec.models
+        for quant in sm.quants or [catalog.model(sm.model).default_quant]
+        for backend in spec.backends
+        for suite in spec.suites
+    ]
+    cells += [
+        cell(oracle, ORACLE_QUANT, oracle, suite)
+        for oracle in spec.oracles
+        for suite in spec.suites
+        if suite.suite in ORACLES[oracle]
+    ]
     return cells
 
 

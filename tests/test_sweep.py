@@ -114,7 +114,7 @@ def test_kill_and_resume(tmp_path: Path, store_uri: str, smollm2: Path, catalog:
     before = tracker.cells_frame(sweep_id, include_unfinished=True)
     finished_before = before[before["status"] == "FINISHED"]
     running_before = before[before["status"] == "RUNNING"]
-    assert 1 <= len(finished_before) < 3
+    assert 0 < len(finished_before) < 3
     assert len(running_before) == 1, "a sweep runs one cell at a time"
     kept_runs = set(finished_before["run_id"])
     interrupted = running_before.iloc[0]["run_id"]

@@ -37,7 +37,7 @@ from lalo_bench.backends.base import ChatMessage, GenerationRequest
 from lalo_bench.errors import LaloError
 from lalo_bench.results import ItemRecord
 from lalo_bench.suites.base import ItemScore, SuiteItem, TaskType, mean_details
-from lalo_bench.suites.manifest import verify, write_manifest
+from lalo_bench.suites.manifest import verify, write_jsonl, write_manifest
 
 SUITE_ID = "extraction"
 SUITE_VERSION = "1"
@@ -697,8 +697,7 @@ def generate(seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT) -> list[Extra
 def write_dataset(out_dir: Path, seed: int = DEFAULT_SEED, count: int = DEFAULT_COUNT) -> Path:
     """Write ``items.jsonl`` and its ``manifest.json`` into ``out_dir``; returns the manifest path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(item.model_dump(), sort_keys=True) + "\n" for item in generate(seed, count)]
-    (out_dir / ITEMS_FILE).write_text("".join(lines), encoding="utf-8")
+    write_jsonl(out_dir / ITEMS_FILE, generate(seed, count))
     return write_manifest(
         out_dir,
         suite=SUITE_ID,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -113,3 +114,8 @@ def verify(data_dir: Path) -> None:
             )
         if got.lines != expected.lines:
             raise LaloError(f"{_show(path)}: {got.lines} lines, manifest says {expected.lines}; {hint}")
+
+
+def write_jsonl(path: Path, rows: Sequence[BaseModel]) -> None:
+    """One sorted-key JSON object a line: the byte-stable form every suite's data file uses."""
+    path.write_text("".join(json.dumps(r.model_dump(), sort_keys=True) + "\n" for r in rows), encoding="utf-8")

@@ -13,7 +13,6 @@ either equals the expected output (pass@2).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from lalo_bench.backends.base import ChatMessage, GenerationRequest
 from lalo_bench.errors import LaloError
 from lalo_bench.results import ItemRecord
 from lalo_bench.suites.base import ItemScore, SuiteItem, TaskType
-from lalo_bench.suites.manifest import verify, write_manifest
+from lalo_bench.suites.manifest import verify, write_jsonl, write_manifest
 from lalo_bench.suites.puzzles import arc, maze, sudoku
 from lalo_bench.suites.puzzles.items import (
     FAMILIES,
@@ -159,8 +158,7 @@ def write_dataset(out_dir: Path, seed: int = DEFAULT_SEED) -> Path:
     """Write ``items.jsonl``, ``arc_tasks.json`` and their ``manifest.json`` into ``out_dir``; returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     items = generate(seed)
-    lines = [json.dumps(item.model_dump(), sort_keys=True) + "\n" for item in items]
-    (out_dir / ITEMS_FILE).write_text("".join(lines), encoding="utf-8")
+    write_jsonl(out_dir / ITEMS_FILE, items)
     pins = arc.select(seed)
     pins_file = arc.write_pins(pins, out_dir)
     return write_manifest(
