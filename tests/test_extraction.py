@@ -13,6 +13,8 @@ import pytest
 from lalo_bench.errors import LaloError
 from lalo_bench.suites.extraction import (
     KINDS,
+    MONTHS,
+    NUMBER_WORDS,
     ExtractionItem,
     ExtractionSuite,
     FieldSpec,
@@ -28,35 +30,6 @@ from lalo_bench.suites.extraction import (
 from lalo_bench.suites.manifest import Manifest, verify
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "eval_suites" / "extraction" / "v1"
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
-NUMBER_WORDS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-]
 
 
 @pytest.fixture(scope="module")

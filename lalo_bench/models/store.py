@@ -116,12 +116,17 @@ def verified_path(record: ArtifactRecord, progress: ByteProgress | None = None) 
     return path
 
 
+def partial_path(final: Path) -> Path:
+    """Where a file is written until its sha256 is known; never read as a model."""
+    return final.with_name(final.name + ".partial")
+
+
 class PartialFile:
     """Write to ``<final>.partial`` while hashing; ``commit`` checks the sha256 and renames into place."""
 
     def __init__(self, final: Path) -> None:
         self.final = final
-        self.partial = final.with_name(final.name + ".partial")
+        self.partial = partial_path(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.partial.open("wb")
         self._digest = hashlib.sha256()
