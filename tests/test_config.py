@@ -73,7 +73,7 @@ def test_unknown_tier_backend_and_suite(tmp_path: Path, catalog: Catalog) -> Non
 
 
 def test_backend_that_cannot_load_the_format(tmp_path: Path, catalog: Catalog) -> None:
-    err = sweep_error(tmp_path, catalog, backends=["vllm"])
+    err = sweep_error(tmp_path, catalog, backends=["hrm"])
     assert "cannot load gguf" in err.message
 
 
