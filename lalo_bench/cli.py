@@ -13,12 +13,13 @@ from typing import Annotated
 import click
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from lalo_bench.cli_load import import_results, loadtest
 from lalo_bench.config import Catalog, load_catalog
+from lalo_bench.console import err, out, print_frame
 from lalo_bench.errors import LaloError
 
 app = typer.Typer(help="Size an on-premise LLM install with evidence.", no_args_is_help=True, add_completion=False)
@@ -28,10 +29,6 @@ catalog_app = typer.Typer(help="The catalog of models, backends and hardware tie
 app.add_typer(models_app, name="models")
 app.add_typer(suites_app, name="suites")
 app.add_typer(catalog_app, name="catalog")
-
-# Piped output (CI logs, `| tee`) gets a wide fixed width instead of rich's 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 CatalogOpt = Annotated[
     Path | None, typer.Option("--catalog", help="Catalog YAML (default: the one shipped with lalo-bench).")
@@ -46,23 +43,6 @@ def _bytes_progress(label: str) -> Progress:
     return Progress(
         TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True
     )
-
-
-def _print_frame(frame: pd.DataFrame, title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    for col in frame.columns:
-        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
-    for _, row in frame.iterrows():
-        table.add_row(*[escape(_fmt(v)) for v in row])
-    out.print(table)
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        if pd.isna(value):
-            return "–"
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
-    return str(value)
 
 
 # ---------------------------------------------------------------- models
@@ -158,7 +138,7 @@ def sweep(
         err.print(f"[yellow]interrupted[/]: run `lalo-bench sweep --config {config}` again to resume")
         raise typer.Exit(130) from None
     if not outcome.table.empty:
-        _print_frame(outcome.table, f"sweep {spec.name} ({outcome.run_id})")
+        print_frame(outcome.table, f"sweep {spec.name} ({outcome.run_id})")
     out.print(
         f"cells: {outcome.ran} ran, {outcome.skipped} already done, {outcome.failed} failed"
         + (f", {outcome.retired} interrupted run(s) redone" if outcome.retired else "")
@@ -193,7 +173,7 @@ def results(
     table = results_table(tracker, sweep_id)
     if table.empty:
         raise LaloError(f"sweep {sweep_id} has no finished cells yet")
-    _print_frame(table, f"sweep {sweep_id}")
+    print_frame(table, f"sweep {sweep_id}")
     if csv:
         table.to_csv(csv, index=False)
         out.print(f"wrote {csv}")
@@ -242,7 +222,7 @@ def suites_list() -> None:
                 "categories": ", ".join(f"{c} {n}" for c, n in sorted(counts.items())),
             }
         )
-    _print_frame(pd.DataFrame(rows), "suites")
+    print_frame(pd.DataFrame(rows), "suites")
 
 
 @app.command()
@@ -334,7 +314,11 @@ def catalog_tiers(catalog: CatalogOpt = None) -> None:
         }
         for t in cat.tiers
     ]
-    _print_frame(pd.DataFrame(rows), "hardware tiers")
+    print_frame(pd.DataFrame(rows), "hardware tiers")
+
+
+app.command()(loadtest)
+app.command("import")(import_results)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lalo_bench.load.schemas import LoadReport, flat_metrics
 from lalo_bench.results import Cell, CellResult
 
 CELL_METRICS = (
@@ -191,6 +192,76 @@ class Tracker:
     def fail_cell(self, run_id: str, message: str) -> None:
         self.client.set_tag(run_id, "lalo.error", message[:5000])
         self.client.set_terminated(run_id, "FAILED")
+
+    # ------------------------------------------------------------ load tests
+
+    def log_load_report(
+        self, report: LoadReport, name: str, params: dict[str, str] | None = None, artifacts: list[Path] | None = None
+    ) -> str:
+        """One parent run (``lalo.kind=loadtest``) and a child run per load point (``lalo.kind=load_point``).
+
+        Imported results (vLLM, GuideLLM, llama-bench) use the same schema with
+        ``lalo.source`` naming the tool, so they compare side by side. Returns the parent run id.
+        """
+        from mlflow.entities import Metric
+
+        tags = {"lalo.kind": "loadtest", "lalo.source": report.source, "lalo.measured": "true"}
+        parent = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        top = {
+            "model": report.model,
+            "url": report.url or "",
+            "backend": report.backend or "",
+            "hardware": report.hardware or "",
+            "tool_version": report.tool_version or "",
+            "workload": report.workload.model_dump_json() if report.workload else "",
+            "slo": report.slo.label() if report.slo else "",
+            **(params or {}),
+        }
+        self.client.log_batch(parent, params=_params(top))
+        if report.max_rate_meeting_slo is not None:
+            self.client.log_metric(parent, "max_rate_meeting_slo", report.max_rate_meeting_slo)
+        self.client.log_text(
+            parent, report.model_dump_json(indent=2, exclude={"points": {"__all__": {"records"}}}), "report.json"
+        )
+        for path in artifacts or []:
+            self.client.log_artifact(parent, str(path))
+        now = int(time.time() * 1000)
+        for i, point in enumerate(report.points):
+            child = self.client.create_run(
+                self.experiment_id,
+                run_name=f"{name}/{point.target.label()}",
+                tags={**tags, "lalo.kind": "load_point", "mlflow.parentRunId": parent, "lalo.point": str(i)},
+            ).info.run_id
+            target = {k: str(v) for k, v in point.target.model_dump().items() if v is not None}
+            point_params = {"model": report.model, "backend": report.backend or "", "target": point.target.label()}
+            if point.stop_reason:
+                point_params["stop_reason"] = point.stop_reason
+            metrics = [Metric(k, v, now, 0) for k, v in flat_metrics(point).items()]
+            self.client.log_batch(child, metrics=metrics, params=_params({**point_params, **target}))
+            if point.records:
+                lines = "\n".join(r.model_dump_json() for r in point.records)
+                self.client.log_text(child, lines + "\n", "requests.jsonl")
+            self.client.set_terminated(child, "FINISHED")
+        self.client.set_terminated(parent, "FINISHED")
+        return parent
+
+    def load_points_frame(self, source: str | None = None) -> pd.DataFrame:
+        """Every load point of every load test (optionally of one tool), newest first: params and metrics."""
+        flt = "tags.`lalo.kind` = 'load_point'" + (f" AND tags.`lalo.source` = '{source}'" if source else "")
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=10000
+        )
+        rows = [
+            {
+                "run_id": r.info.run_id,
+                "parent_run_id": r.data.tags.get("mlflow.parentRunId"),
+                "source": r.data.tags.get("lalo.source"),
+                **r.data.params,
+                **r.data.metrics,
+            }
+            for r in runs
+        ]
+        return pd.DataFrame(rows)
 
     # ------------------------------------------------------------ reading back
 

@@ -32,6 +32,17 @@ from itertools import pairwise
 
 from pydantic import BaseModel, Field, model_validator
 
+from lalo_bench.load.schemas import (
+    Distribution,
+    LoadPoint,
+    LoadTarget,
+    RequestCounts,
+    RequestRecord,
+    Slo,
+    SloResult,
+    Source,
+)
+
 MS = 1000.0
 
 
@@ -178,4 +189,127 @@ def aggregate(timings: Sequence[RequestTiming]) -> CellLatency:
         decode_tok_s=decode_tokens / decode_time if decode_time > 0 else None,
         prefill_tok_s=prompt_tokens / prefill_time if prefill_time > 0 and prompt_tokens else None,
         requests=len(timings),
+    )
+
+
+# ---------------------------------------------------------------- load points
+#
+# A load point is many requests released by a profile over ``duration_s``. Per
+# request the definitions above hold, with one difference for HTTP streams: each
+# streamed chunk gets one stamp (``chunk_times_s``), and ``output_tokens`` is the
+# server's usage count when it reports one. So:
+#
+# - ITL gaps are between chunks (vLLM ``bench serve`` does the same), pooled over
+#   requests for percentiles;
+# - TPOT = (last chunk - first chunk) / (output_tokens - 1), first token excluded;
+# - TPOT incl. first = (last chunk - start) / output_tokens;
+# - requests/s and output tok/s count completed requests only, over the point's
+#   wall duration (first release to last completion);
+# - achieved concurrency = sum of request durations / duration (Little's law);
+# - goodput = completed requests meeting every SLO objective / duration. An
+#   ITL objective is judged on the request's mean ITL, i.e. its TPOT.
+
+
+def distribution(values: Sequence[float]) -> Distribution:
+    """Mean and p50/p90/p95/p99 (linear interpolation, numpy's default)."""
+    if not values:
+        return Distribution()
+    return Distribution(
+        mean=sum(values) / len(values),
+        p50=percentile(values, 50),
+        p90=percentile(values, 90),
+        p95=percentile(values, 95),
+        p99=percentile(values, 99),
+        count=len(values),
+    )
+
+
+def record_timing(r: RequestRecord) -> RequestTiming:
+    """The request as raw timestamps, one per streamed chunk."""
+    return RequestTiming(start=r.start_s, token_times=r.chunk_times_s, end=r.end_s, prompt_tokens=r.prompt_tokens or 0)
+
+
+def record_ttft_ms(r: RequestRecord) -> float | None:
+    return (r.chunk_times_s[0] - r.start_s) * MS if r.chunk_times_s else None
+
+
+def record_tpot_ms(r: RequestRecord) -> float | None:
+    """vLLM convention over the server's token count: decode time / (tokens - 1)."""
+    n = r.output_tokens
+    if n < 2 or not r.chunk_times_s:
+        return None
+    return (r.chunk_times_s[-1] - r.chunk_times_s[0]) * MS / (n - 1)
+
+
+def record_tpot_incl_first_ms(r: RequestRecord) -> float | None:
+    n = r.output_tokens
+    return (r.chunk_times_s[-1] - r.start_s) * MS / n if n and r.chunk_times_s else None
+
+
+def meets(r: RequestRecord, slo: Slo) -> tuple[bool, bool, bool]:
+    """Whether a request meets the TTFT, ITL and e2e objectives (an objective not set is met)."""
+    if not r.ok:
+        return False, False, False
+    ttft = record_ttft_ms(r)
+    tpot = record_tpot_ms(r)
+    e2e = (r.end_s - r.start_s) * MS
+    ttft_ok = slo.ttft_ms is None or (ttft is not None and ttft <= slo.ttft_ms)
+    itl_ok = slo.itl_ms is None or tpot is None or tpot <= slo.itl_ms
+    e2e_ok = slo.e2e_ms is None or e2e <= slo.e2e_ms
+    return ttft_ok, itl_ok, e2e_ok
+
+
+def slo_result(records: Sequence[RequestRecord], slo: Slo, duration_s: float) -> SloResult:
+    judged = [meets(r, slo) for r in records]
+    n = len(judged)
+
+    def frac(i: int) -> float:
+        return sum(j[i] for j in judged) / n if n else 0.0
+
+    good = sum(all(j) for j in judged)
+    return SloResult(
+        objectives=slo,
+        attainment=good / n if n else 0.0,
+        ttft_attainment=frac(0) if slo.ttft_ms is not None else None,
+        itl_attainment=frac(1) if slo.itl_ms is not None else None,
+        e2e_attainment=frac(2) if slo.e2e_ms is not None else None,
+        goodput_rps=good / duration_s if duration_s > 0 else 0.0,
+    )
+
+
+def load_point(
+    records: Sequence[RequestRecord],
+    duration_s: float,
+    target: LoadTarget,
+    slo: Slo | None = None,
+    source: Source = "lalo-bench",
+    incomplete: int = 0,
+) -> LoadPoint:
+    """Every load-point figure from per-request records (warm-up records are ignored)."""
+    measured = [r for r in records if not r.warmup]
+    done = [r for r in measured if r.ok]
+    ttfts = _present(record_ttft_ms(r) for r in done)
+    itls = [gap for r in done for gap in itl_ms(record_timing(r))]
+    tpots = _present(record_tpot_ms(r) for r in done)
+    tpots_first = _present(record_tpot_incl_first_ms(r) for r in done)
+    e2es = [(r.end_s - r.start_s) * MS for r in done]
+    busy = sum(r.end_s - r.start_s for r in measured)
+    per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: None)
+    prompt = [r.prompt_tokens for r in done if r.prompt_tokens is not None]
+    return LoadPoint(
+        source=source,
+        target=target,
+        duration_s=duration_s,
+        requests=RequestCounts(ok=len(done), errored=len(measured) - len(done), incomplete=incomplete),
+        requests_per_s=per_s(len(done)),
+        output_tok_s=per_s(sum(r.output_tokens for r in done)),
+        input_tok_s=per_s(sum(prompt)) if prompt else None,
+        concurrency=per_s(busy),
+        ttft_ms=distribution(ttfts),
+        itl_ms=distribution(itls),
+        tpot_ms=distribution(tpots),
+        tpot_incl_first_ms=distribution(tpots_first),
+        e2e_ms=distribution(e2es),
+        slo=slo_result(measured, slo, duration_s) if slo is not None and not slo.is_empty() else None,
+        records=list(records),
     )

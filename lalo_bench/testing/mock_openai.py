@@ -1,0 +1,201 @@
+"""A tiny OpenAI-compatible server with exact, injected timing — for measuring the measurer.
+
+It streams ``max_tokens`` one-token chunks per request, the first ``ttft_ms``
+after the request arrived and each next one ``itl_ms`` later, on an absolute
+schedule (no drift). Used only where a test or benchmark needs known timings
+(to check lalo-bench's own clock) or injected faults; every real figure comes
+from real servers.
+
+Timers run on ``select()`` rather than epoll, whose millisecond timeouts would
+add up to 1 ms to every delay. Run it as::
+
+    python -m lalo_bench.testing.mock_openai --port 8100 --ttft-ms 50 --itl-ms 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+
+MODEL = "mock"
+
+
+@dataclass(frozen=True)
+class Timing:
+    ttft_ms: float = 0.0
+    itl_ms: float = 0.0
+    fail_every: int = 0
+    """Every n-th request is answered with HTTP 500 (0: never) — an injected fault."""
+
+
+def _chunk(payload: bytes) -> bytes:
+    """One HTTP/1.1 chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(payload), payload)
+
+
+def _event(obj: dict) -> bytes:
+    return _chunk(b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
+
+
+def _delta(api: str, text: str, finish: str | None) -> dict:
+    if api == "chat":
+        choice = {"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}
+        return {"id": "m", "object": "chat.completion.chunk", "model": MODEL, "choices": [choice]}
+    return {
+        "id": "m",
+        "object": "text_completion",
+        "model": MODEL,
+        "choices": [{"index": 0, "text": text, "finish_reason": finish}],
+    }
+
+
+class MockServer:
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+        self.count = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                arrived = time.perf_counter()
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
+                body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                await self.respond(method, path, body, arrived, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def respond(self, method: str, path: str, body: bytes, arrived: float, writer: asyncio.StreamWriter) -> None:
+        if method == "GET" and path.rstrip("/") in ("/v1/models", "/health"):
+            payload = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(payload), payload)
+            )
+            return
+        api = "chat" if path.endswith("/chat/completions") else "completions" if path.endswith("/completions") else None
+        if method != "POST" or api is None:
+            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            return
+        self.count += 1
+        if self.timing.fail_every and self.count % self.timing.fail_every == 0:
+            msg = b'{"error":{"message":"injected fault"}}'
+            writer.write(
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(msg), msg)
+            )
+            return
+        req = json.loads(body)
+        n = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
+        usage = (req.get("stream_options") or {}).get("include_usage", False)
+        if not req.get("stream"):
+            await self._sleep_until(arrived + (self.timing.ttft_ms + (n - 1) * self.timing.itl_ms) / 1000)
+            reply = _delta(api, "tok " * n, "length")
+            if api == "chat":
+                reply["choices"][0]["message"] = {"role": "assistant", "content": "tok " * n}
+                del reply["choices"][0]["delta"]
+            reply["usage"] = {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}
+            payload = json.dumps(reply).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(payload), payload)
+            )
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(n):
+            await self._sleep_until(arrived + (self.timing.ttft_ms + i * self.timing.itl_ms) / 1000)
+            if writer.is_closing():  # the client hung up (e.g. cut off at its deadline)
+                return
+            writer.write(_event(_delta(api, "tok ", "length" if i == n - 1 else None)))
+        if usage:
+            writer.write(
+                _event(
+                    {
+                        "id": "m",
+                        "model": MODEL,
+                        "choices": [],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1},
+                    }
+                )
+            )
+        writer.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        await writer.drain()
+
+    @staticmethod
+    async def _sleep_until(when: float) -> None:
+        delay = when - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def serve(host: str, port: int, timing: Timing) -> None:
+    server = await asyncio.start_server(MockServer(timing).handle, host, port, backlog=1024, reuse_address=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--ttft-ms", type=float, default=0.0)
+    ap.add_argument("--itl-ms", type=float, default=0.0)
+    ap.add_argument("--fail-every", type=int, default=0)
+    args = ap.parse_args(argv)
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    loop.run_until_complete(serve(args.host, args.port, Timing(args.ttft_ms, args.itl_ms, args.fail_every)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_mock(ttft_ms: float = 0.0, itl_ms: float = 0.0, fail_every: int = 0) -> Iterator[str]:
+    """Start the mock in its own process (its own core and event loop); yields the base URL ending in /v1."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "lalo_bench.testing.mock_openai", "--port", str(port)]
+    cmd += ["--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--fail-every", str(fail_every)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(url + "/models", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mock server did not start (exit {proc.poll()})")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()

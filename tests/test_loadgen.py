@@ -1,0 +1,240 @@
+"""The load generator, measured against a mock server whose timing is known exactly.
+
+The mock is the only place a fake server is used: to check the measuring
+itself (injected TTFT and per-token delay must come back within 1 ms) and to
+inject faults. Every real figure comes from real servers (test_servers.py).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from pathlib import Path
+
+import pytest
+
+from lalo_bench.backends.base import ChatMessage, GenerationRequest
+from lalo_bench.backends.openai_http import OpenAIHttpBackend
+from lalo_bench.errors import BackendError, LaloError
+from lalo_bench.load.profiles import interarrival, parse_list, sweep_rates
+from lalo_bench.load.runner import Limits, run_loadtest
+from lalo_bench.load.schemas import LoadTarget, RequestRecord, Slo
+from lalo_bench.load.workload import Lengths, Workload
+from lalo_bench.measure.metrics import load_point
+from lalo_bench.measure.timing import timed_generate
+from lalo_bench.testing.mock_openai import free_port, running_mock
+from tests.conftest import run_cli
+
+TTFT_MS, ITL_MS = 40.0, 20.0
+
+
+@pytest.fixture(scope="module")
+def timed_mock():
+    with running_mock(ttft_ms=TTFT_MS, itl_ms=ITL_MS) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def fast_mock():
+    with running_mock() as url:
+        yield url
+
+
+@pytest.mark.parametrize("concurrency", [1, 16, 64])
+def test_measured_ttft_and_itl_match_injected_within_1ms(timed_mock: str, concurrency: int) -> None:
+    workload = Workload("mock", prompt="16", output="8")
+    limits = Limits(max_requests=2 * concurrency if concurrency > 1 else 12, warmup=min(concurrency, 8))
+    report = run_loadtest(timed_mock, "mock", "concurrent", workload, limits, concurrency=[concurrency])
+    point = report.points[0]
+    assert point.requests.ok == limits.max_requests and point.requests.errored == 0
+    assert point.ttft_ms.p50 == pytest.approx(TTFT_MS, abs=1.0)
+    assert point.itl_ms.p50 == pytest.approx(ITL_MS, abs=1.0)
+    assert point.tpot_ms.p50 == pytest.approx(ITL_MS, abs=1.0)
+    # 8 tokens: the GuideLLM convention spreads TTFT over them, vLLM's does not.
+    assert point.tpot_incl_first_ms.p50 == pytest.approx((TTFT_MS + 7 * ITL_MS) / 8, abs=1.0)
+    assert point.e2e_ms.p50 == pytest.approx(TTFT_MS + 7 * ITL_MS, abs=2.0)
+    assert point.concurrency == pytest.approx(concurrency, rel=0.15)
+    warm = [r for r in point.records if r.warmup]
+    assert len(warm) == limits.warmup and all(r.ok for r in warm)
+
+
+def test_constant_rate_releases_on_schedule(fast_mock: str) -> None:
+    workload = Workload("mock", prompt="8", output="4")
+    report = run_loadtest(fast_mock, "mock", "constant", workload, Limits(max_requests=40), rates=[50.0])
+    point = report.points[0]
+    scheduled = [r.scheduled_s for r in sorted(point.records, key=lambda r: r.index)]
+    assert scheduled == pytest.approx([i / 50.0 for i in range(40)])
+    lateness = [r.start_s - r.scheduled_s for r in point.records]
+    assert max(lateness) < 0.02
+    assert point.requests_per_s == pytest.approx(50.0, rel=0.1)
+
+
+def test_poisson_interarrivals_have_the_asked_mean_and_burstiness() -> None:
+    rng = random.Random(7)
+    for burstiness in (1.0, 0.25, 4.0):
+        target = LoadTarget(profile="poisson", rate=5.0, burstiness=burstiness)
+        gaps = [interarrival(target, rng) for _ in range(20000)]
+        mean = statistics.fmean(gaps)
+        assert mean == pytest.approx(0.2, rel=0.05)
+        cv2 = statistics.pvariance(gaps) / mean**2  # gamma with shape k: CV² = 1/k
+        assert cv2 == pytest.approx(1 / burstiness, rel=0.1)
+    constant = LoadTarget(profile="constant", rate=4.0)
+    assert interarrival(constant, rng) == 0.25
+
+
+def test_max_seconds_cuts_in_flight_requests_and_counts_them(timed_mock: str) -> None:
+    workload = Workload("mock", prompt="8", output="50")  # 40 + 49*20 ms ≈ 1 s per request
+    report = run_loadtest(timed_mock, "mock", "concurrent", workload, Limits(max_seconds=1.5), concurrency=[4])
+    point = report.points[0]
+    assert point.duration_s == pytest.approx(1.5, abs=0.05)
+    assert point.requests.ok == 4
+    assert point.requests.incomplete == 4
+
+
+def test_injected_errors_are_counted_and_stop_the_point() -> None:
+    with running_mock(fail_every=2) as url:
+        workload = Workload("mock", prompt="8", output="4")
+        counted = run_loadtest(url, "mock", "synchronous", workload, Limits(max_requests=20))
+        stopped = run_loadtest(url, "mock", "synchronous", workload, Limits(max_requests=200, max_error_rate=0.2))
+    point = counted.points[0]
+    assert (point.requests.ok, point.requests.errored) == (10, 10)
+    assert all("HTTP 500" in r.error for r in point.records if not r.ok)
+    assert point.requests_per_s == pytest.approx(10 / point.duration_s)
+    halted = stopped.points[0]
+    assert halted.stop_reason is not None and "error rate" in halted.stop_reason
+    assert halted.requests.total < 20
+
+
+def test_sweep_runs_synchronous_throughput_then_rates_between(fast_mock: str) -> None:
+    workload = Workload("mock", prompt="8", output="8")
+    limits = Limits(max_requests=60)
+    report = run_loadtest(fast_mock, "mock", "sweep", workload, limits, concurrency=[16], sweep_points=3)
+    profiles = [p.target.profile for p in report.points]
+    assert profiles == ["synchronous", "throughput", "constant", "constant", "constant"]
+    sync, top = report.points[0].requests_per_s, report.points[1].requests_per_s
+    rates = [p.target.rate for p in report.points[2:]]
+    assert rates == pytest.approx(sweep_rates(sync, top, 3))
+    assert sync < rates[0] < rates[1] < rates[2] < top
+    indices = [r.index for p in report.points for r in p.records]
+    assert len(indices) == len(set(indices)), "every request of the run has its own prompt"
+
+
+def test_slo_attainment_goodput_and_highest_rate_meeting_it(timed_mock: str) -> None:
+    workload = Workload("mock", prompt="8", output="4")
+    lenient, strict = Slo(ttft_ms=TTFT_MS + 15, itl_ms=ITL_MS + 5), Slo(ttft_ms=TTFT_MS - 10)
+    ok = run_loadtest(timed_mock, "mock", "concurrent", workload, Limits(max_requests=16), [1, 4], slo=lenient)
+    bad = run_loadtest(timed_mock, "mock", "concurrent", workload, Limits(max_requests=8), [4], slo=strict)
+    for point in ok.points:
+        assert point.slo is not None and point.slo.attainment == 1.0
+        assert point.slo.goodput_rps == pytest.approx(point.requests_per_s)
+    assert ok.max_rate_meeting_slo == max(p.requests_per_s for p in ok.points)
+    assert bad.points[0].slo.attainment == 0.0 and bad.points[0].slo.goodput_rps == 0.0
+    assert bad.max_rate_meeting_slo is None
+
+
+def _record(i: int, start: float, ttft: float, gaps: list[float], error: str | None = None) -> RequestRecord:
+    times = [start + ttft]
+    for g in gaps:
+        times.append(times[-1] + g)
+    return RequestRecord(
+        index=i, start_s=start, chunk_times_s=[] if error else times, end_s=times[-1], output_tokens=len(times),
+        prompt_tokens=10, error=error,
+    )  # fmt: skip
+
+
+def test_load_point_figures_from_hand_made_records() -> None:
+    records = [
+        _record(0, 0.0, 0.100, [0.010, 0.010, 0.010]),  # TTFT 100, e2e 130
+        _record(1, 0.0, 0.200, [0.020, 0.020, 0.020]),  # TTFT 200, e2e 260
+        _record(2, 0.5, 0.300, [0.030]),  # TTFT 300, e2e 330
+        _record(3, 0.5, 0.050, [0.010], error="HTTP 500"),
+    ]
+    slo = Slo(ttft_ms=250, itl_ms=15)
+    point = load_point(records, 2.0, LoadTarget(profile="concurrent", concurrency=2), slo)
+    assert point.requests.ok == 3 and point.requests.errored == 1
+    assert point.requests_per_s == 1.5
+    assert point.output_tok_s == (4 + 4 + 2) / 2.0
+    assert point.input_tok_s == 30 / 2.0
+    assert point.ttft_ms.p50 == pytest.approx(200) and point.ttft_ms.mean == pytest.approx(200)
+    assert point.itl_ms.count == 7 and point.itl_ms.p50 == pytest.approx(20)
+    assert point.tpot_ms.p50 == pytest.approx(20)
+    assert point.tpot_incl_first_ms.p50 == pytest.approx(260 / 4)
+    assert point.concurrency == pytest.approx((0.13 + 0.26 + 0.33 + 0.06) / 2.0)
+    # Only request 0 meets both objectives; the errored one counts as a miss.
+    assert point.slo.attainment == 0.25 and point.slo.goodput_rps == 0.5
+    assert point.slo.ttft_attainment == 0.5 and point.slo.itl_attainment == 0.25
+
+
+def test_http_backend_streams_tokens_and_usage(timed_mock: str) -> None:
+    backend = OpenAIHttpBackend(timed_mock, "mock")
+    request = GenerationRequest(messages=[ChatMessage(role="user", content="hi")], max_tokens=5)
+    gen = timed_generate(backend, request)
+    assert gen.text == "tok " * 5 and gen.finish_reason == "length"
+    assert gen.timing.output_tokens == 5 and gen.timing.prompt_tokens == 1
+    first = (gen.timing.token_times[0] - gen.timing.start) * 1000
+    assert first == pytest.approx(TTFT_MS, abs=3.0)
+    assert backend.models() == ["mock"]
+
+
+def test_http_backend_errors_are_one_line() -> None:
+    with running_mock(fail_every=1) as url:
+        backend = OpenAIHttpBackend(url, "mock")
+        request = GenerationRequest(messages=[ChatMessage(role="user", content="hi")], max_tokens=2)
+        with pytest.raises(BackendError, match="HTTP 500") as failing:
+            list(backend.stream(request))
+    assert "\n" not in str(failing.value)
+    dead = OpenAIHttpBackend(f"http://127.0.0.1:{free_port()}", "m")
+    with pytest.raises(BackendError, match=r"cannot reach .*is the server running"):
+        dead.models()
+
+
+def test_workload_lengths_and_unique_prompts() -> None:
+    assert Lengths.parse("64:256", "x").describe() == "uniform(64,256)"
+    with pytest.raises(LaloError, match="LOW:HIGH"):
+        Lengths.parse("abc", "--prompt-tokens")
+    with pytest.raises(LaloError, match="positive"):
+        parse_list("1,0", int, "--concurrency")
+    wl = Workload("m", prompt="10:20", output="5:9", seed=3)
+    bodies = [json.loads(wl.body(i)) for i in range(50)]
+    assert all(5 <= b["max_tokens"] <= 9 for b in bodies)
+    prompts = [b["messages"][0]["content"] for b in bodies]
+    assert len(set(prompts)) == 50 and all(10 <= len(p.split()) <= 20 for p in prompts)
+    assert Workload("m", prompt="10:20", output="5:9", seed=3).body(7) == wl.body(7)
+    suite = json.loads(Workload("m", prompt="suite:extraction", output="64").body(0))
+    assert suite["max_tokens"] == 64 and "invoice" in json.dumps(suite["messages"]).lower()
+
+
+def test_cli_loadtest_writes_json_csv_and_mlflow_points(
+    fast_mock: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "lt.json"
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    args = ["loadtest", "--url", fast_mock, "--profile", "concurrent", "--concurrency", "1,4"]
+    args += ["--max-requests", "12", "--max-tokens", "6", "--slo-ttft-ms", "1000", "--slo-itl-ms", "100"]
+    proc = run_cli(*args, "--output", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert len(data["points"]) == 2
+    for point in data["points"]:
+        for metric in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
+            assert set(point[metric]) >= {"mean", "p50", "p90", "p95", "p99"}
+        assert point["requests"]["ok"] == 12 and point["requests"]["errored"] == 0
+        assert point["requests_per_s"] > 0 and point["output_tok_s"] > 0 and point["concurrency"] > 0
+    assert [p["target"]["concurrency"] for p in data["points"]] == [1, 4]
+    csv_lines = out.with_suffix(".csv").read_text().splitlines()
+    assert len(csv_lines) == 3 and "ttft_ms_p99" in csv_lines[0]
+    assert len(out.with_suffix(".requests.jsonl").read_text().splitlines()) == 24
+
+    from lalo_bench.tracking import Tracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    frame = Tracker().load_points_frame()
+    assert len(frame) == 2 and set(frame["target"]) == {"concurrent@1", "concurrent@4"}
+    assert (frame["requests_ok"] == 12).all() and (frame["slo_attainment"] == 1.0).all()
+
+
+def test_cli_loadtest_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli("loadtest", "--url", f"http://127.0.0.1:{free_port()}/v1", "--max-requests", "1", "--no-track")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "cannot reach" in proc.stderr
