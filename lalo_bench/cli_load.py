@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -15,6 +15,9 @@ from lalo_bench.console import err, out, print_frame
 from lalo_bench.errors import LaloError
 from lalo_bench.load.profiles import CliProfile, parse_list
 from lalo_bench.load.schemas import LoadPoint, LoadReport, Slo
+
+if TYPE_CHECKING:
+    from lalo_bench.serving.launch import RunningServer
 
 SUMMARY_COLUMNS = {
     "target": "target",
@@ -56,8 +59,8 @@ def _print_point(point: LoadPoint) -> None:
 
 @contextlib.contextmanager
 def _server(
-    url: str | None, serve: str | None, backend: str | None, quant: str | None, port: int | None
-) -> Iterator[tuple[str, str | None, object | None]]:
+    url: str | None, serve: str | None, backend: str | None, quant: str | None, port: int | None, threads: int | None
+) -> Iterator[tuple[str, str | None, RunningServer | None]]:
     """Yields (base url, served model name or None, running server or None)."""
     if serve is None:
         if url is None:
@@ -70,7 +73,7 @@ def _server(
     if backend is None:
         raise LaloError("--serve needs --backend (llamacpp-server or vllm)")
     err.print(f"starting {backend} for {serve} …")
-    with launch_server(load_catalog(None), serve, quant, backend, port=port) as server:
+    with launch_server(load_catalog(None), serve, quant, backend, port=port, n_threads=threads) as server:
         err.print(f"[green]ready[/] {server.url} in {server.startup_s:.1f} s (log: {server.log_path})")
         yield server.url, server.model, server
 
@@ -108,6 +111,7 @@ def loadtest(
     backend: Annotated[str | None, typer.Option(help="With --serve: llamacpp-server or vllm.")] = None,
     quant: Annotated[str | None, typer.Option(help="With --serve: quantization (default: the model's).")] = None,
     port: Annotated[int | None, typer.Option(help="With --serve: port (default: a free one).")] = None,
+    threads: Annotated[int | None, typer.Option(help="With --serve: CPU threads for the server.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for prompts, lengths and arrivals.")] = 0,
     api_key: Annotated[str | None, typer.Option(help="Bearer key (default: $OPENAI_API_KEY).")] = None,
 ) -> None:
@@ -125,7 +129,7 @@ def loadtest(
     rates = parse_list(rate, float, "--rate")
     limits = Limits(max_requests=max_requests, max_seconds=max_seconds, warmup=warmup, max_error_rate=max_error_rate)
     slo = Slo(ttft_ms=slo_ttft_ms, itl_ms=slo_itl_ms, e2e_ms=slo_e2e_ms)
-    with _server(url, serve, backend, quant, port) as (base_url, served_model, server):
+    with _server(url, serve, backend, quant, port, threads) as (base_url, served_model, server):
         probe = OpenAIHttpBackend(base_url, model or served_model or "", api_key=api_key)
         offered = probe.models()
         name = model or served_model or (offered[0] if offered else None)
@@ -211,3 +215,28 @@ def import_results(
             target = output if len(files) == 1 else output.with_name(f"{output.stem}-{path.stem}{output.suffix}")
             for written in write_outputs(report, target):
                 out.print(f"wrote {written}")
+
+
+def serve(
+    model: Annotated[str, typer.Argument(help="Catalog model id, e.g. smollm2-135m-instruct.")],
+    backend: Annotated[str, typer.Option(help="llamacpp-server or vllm.")] = "llamacpp-server",
+    quant: Annotated[str | None, typer.Option(help="Quantization (default: the model's).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: a free one).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the server.")] = None,
+    n_ctx: Annotated[int, typer.Option(help="Context length.")] = 2048,
+) -> None:
+    """Start a model's OpenAI-compatible server and keep it up until Ctrl-C (then stop it cleanly)."""
+    import time
+
+    from lalo_bench.config import load_catalog
+    from lalo_bench.serving.launch import launch_server
+
+    err.print(f"starting {backend} for {model} …")
+    with launch_server(load_catalog(None), model, quant, backend, port=port, n_threads=threads, n_ctx=n_ctx) as srv:
+        out.print(f"[green]ready[/] {srv.url}  model '{srv.model}'  ({srv.backend_kind} {srv.backend_version})")
+        out.print(f"log: {srv.log_path}   try: lalo-bench loadtest --url {srv.url} --profile sweep --max-seconds 30")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            err.print("stopping …")

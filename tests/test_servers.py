@@ -8,6 +8,7 @@ the launcher's one-line message instead of being skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -346,3 +347,31 @@ def test_vllm_stops_with_all_its_processes(vllm: Served) -> None:
     assert len(vllm.family) > 1  # API server + engine core (+ workers): the group kill matters
     assert vllm.left_after_stop == []
     assert vllm.port_free_after_stop
+
+
+@pytest.mark.slow
+def test_loadtest_serves_measures_and_logs_the_server(smollm2: Path, tmp_path: Path) -> None:
+    """`loadtest --serve` starts the real llama.cpp server, loads it, stops it, and keeps its log in MLflow."""
+    from tests.conftest import run_cli
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = tmp_path / "serve.json"
+    proc = run_cli(
+        "loadtest", "--serve", SMOL, "--backend", "llamacpp-server", "--threads", "2", "--profile", "concurrent",
+        "--concurrency", "1,2", "--max-requests", "3", "--max-tokens", "8", "--prompt-tokens", "16",
+        "--output", str(out), env={"MLFLOW_TRACKING_URI": uri},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["backend"].startswith("llamacpp_server")
+    assert [p["requests"]["ok"] for p in report["points"]] == [3, 3]
+    assert all(p["ttft_ms"]["p50"] > 0 and p["output_tok_s"] > 0 for p in report["points"])
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    parent = client.search_runs(
+        [client.get_experiment_by_name("lalo-bench").experiment_id], "tags.`lalo.kind` = 'loadtest'"
+    )[0]
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert any(n.endswith(".log") for n in names) and "report.json" in names

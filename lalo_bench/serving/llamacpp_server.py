@@ -67,4 +67,7 @@ def command(
         str(n_ctx),
         "--use_mlock",  # the server defaults to mlock, unlike llama-cpp-python in-process: keep memory comparable
         "False",
+        # By default a new request aborts the one streaming (its reply is cut mid-stream); under load they must queue.
+        "--interrupt_requests",
+        "False",
     ]
