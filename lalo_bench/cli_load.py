@@ -42,6 +42,10 @@ def summary_frame(report: LoadReport) -> pd.DataFrame:
 
     frame = pd.DataFrame(point_rows(report))
     keep = [c for c in SUMMARY_COLUMNS if c in frame.columns]
+    if frame["params"].notna().any():
+        keep.insert(1, "params")
+    for count in ("requests_ok", "requests_errored"):
+        frame[count] = frame[count].astype(int)
     return frame[keep].rename(columns=SUMMARY_COLUMNS)
 
 
@@ -99,6 +103,7 @@ def loadtest(
     ignore_eos: Annotated[bool, typer.Option(help="Ask the server to run every reply to its length.")] = False,
     api: Annotated[str, typer.Option(help="chat or completions.")] = "chat",
     warmup: Annotated[int, typer.Option(help="Unmeasured requests before each load point.")] = 0,
+    ramp_up: Annotated[float, typer.Option(help="Seconds over which concurrent slots start (0: all at once).")] = 0.0,
     max_error_rate: Annotated[float, typer.Option(help="Stop a point when more than this share errors.")] = 0.5,
     slo_ttft_ms: Annotated[float | None, typer.Option(help="SLO: TTFT objective (ms).")] = None,
     slo_itl_ms: Annotated[float | None, typer.Option(help="SLO: ITL objective (ms), on each request's mean.")] = None,
@@ -127,7 +132,10 @@ def loadtest(
         raise LaloError(f"--sweep-rate-type must be constant or poisson, not '{sweep_rate_type}'")
     concurrencies = parse_list(concurrency, int, "--concurrency")
     rates = parse_list(rate, float, "--rate")
-    limits = Limits(max_requests=max_requests, max_seconds=max_seconds, warmup=warmup, max_error_rate=max_error_rate)
+    limits = Limits(
+        max_requests=max_requests, max_seconds=max_seconds, warmup=warmup, max_error_rate=max_error_rate,
+        ramp_up_s=ramp_up,
+    )  # fmt: skip
     slo = Slo(ttft_ms=slo_ttft_ms, itl_ms=slo_itl_ms, e2e_ms=slo_e2e_ms)
     with _server(url, serve, backend, quant, port, threads) as (base_url, served_model, server):
         probe = OpenAIHttpBackend(base_url, model or served_model or "", api_key=api_key)

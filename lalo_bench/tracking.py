@@ -236,6 +236,7 @@ class Tracker:
             point_params = {"model": report.model, "backend": report.backend or "", "target": point.target.label()}
             if point.stop_reason:
                 point_params["stop_reason"] = point.stop_reason
+            point_params.update({f"point.{k}": v for k, v in point.params.items()})
             metrics = [Metric(k, v, now, 0) for k, v in flat_metrics(point).items()]
             self.client.log_batch(child, metrics=metrics, params=_params({**point_params, **target}))
             if point.records:

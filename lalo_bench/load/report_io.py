@@ -22,6 +22,7 @@ def point_rows(report: LoadReport) -> list[dict[str, object]]:
             "target_concurrency": p.target.concurrency,
             "target_rate": p.target.rate,
         }
+        row["params"] = " ".join(f"{k}={v}" for k, v in p.params.items()) or None
         row.update(flat_metrics(p))
         row["stop_reason"] = p.stop_reason
         rows.append(row)

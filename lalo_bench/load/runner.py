@@ -38,6 +38,9 @@ class Limits(BaseModel):
     max_seconds: float | None = Field(default=None, gt=0)
     warmup: int = Field(default=0, ge=0, description="requests sent before each point's clock starts; not measured")
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    ramp_up_s: float = Field(
+        default=0.0, ge=0, description="closed loop: slots start evenly over this many seconds instead of at once"
+    )
 
 
 class PointProgress(BaseModel):
@@ -97,12 +100,14 @@ async def _send(
     state.add(record)
 
 
-async def _closed_loop(client: LoadClient, workload: Workload, state: _State, slots: int) -> None:
-    async def worker() -> None:
+async def _closed_loop(client: LoadClient, workload: Workload, state: _State, slots: int, ramp_s: float = 0.0) -> None:
+    async def worker(k: int) -> None:
+        if ramp_s:
+            await asyncio.sleep(k * ramp_s / slots)
         while state.may_release():
             await _send(client, workload, state, state.take())
 
-    await asyncio.gather(*(worker() for _ in range(slots)))
+    await asyncio.gather(*(worker(k) for k in range(slots)))
 
 
 async def _open_loop(client: LoadClient, workload: Workload, state: _State, target: LoadTarget, seed: int) -> None:
@@ -164,7 +169,7 @@ async def run_point(
     if target.rate is not None:
         run = _open_loop(client, workload, state, target, seed=first_index)
     else:
-        run = _closed_loop(client, workload, state, slots)
+        run = _closed_loop(client, workload, state, slots, limits.ramp_up_s)
     main = asyncio.ensure_future(run)
     ticker = asyncio.ensure_future(_report_progress(state, target, progress)) if progress else None
     timeout = state.deadline - time.perf_counter() if state.deadline is not None else None

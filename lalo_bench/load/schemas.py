@@ -68,7 +68,7 @@ class LoadTarget(BaseModel):
         if self.profile in ("constant", "poisson"):
             extra = f",b={self.burstiness:g}" if self.burstiness not in (None, 1.0) else ""
             return f"{self.profile}@{self.rate:g}/s{extra}"
-        if self.profile in ("concurrent", "throughput"):
+        if self.profile in ("concurrent", "throughput") and self.concurrency is not None:
             return f"{self.profile}@{self.concurrency}"
         return self.profile
 
@@ -135,6 +135,9 @@ class LoadPoint(BaseModel):
     e2e_ms: Distribution = Field(default_factory=Distribution)
     slo: SloResult | None = None
     stop_reason: str | None = Field(default=None, description="why the point ended early (error rate, ...)")
+    params: dict[str, str] = Field(
+        default_factory=dict, description="tool-specific settings of this point, e.g. llama-bench's test and threads"
+    )
     records: list[RequestRecord] = Field(default_factory=list, description="per-request records when kept")
 
 
