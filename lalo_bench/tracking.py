@@ -6,6 +6,12 @@ the metrics of :data:`CELL_METRICS`, tag ``lalo.measured=true`` and the per-item
 table ``items.json``. A cell's metrics are logged at its end, and its run is
 marked FINISHED last: a run that is not FINISHED never counts as a result.
 
+Load tests (``lalo-bench loadtest`` and ``lalo-bench import``) are one parent
+run (``lalo.kind=loadtest``, ``lalo.source`` naming the tool, the report as
+``report.json``, the server log when lalo-bench started the server) and one
+child run per load point (``lalo.kind=load_point``) with the metrics of
+:func:`~lalo_bench.load.schemas.flat_metrics` and ``requests.jsonl``.
+
 The default store is a sqlite file under ``./mlflow/`` with artifacts beside it;
 ``MLFLOW_TRACKING_URI`` overrides it.
 """

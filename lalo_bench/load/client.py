@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
@@ -26,6 +27,7 @@ class LoadClient:
         self.url = normalize_base_url(base_url) + ENDPOINTS[api]
         self.headers = {"Content-Type": "application/json", **auth_headers(api_key)}
         self.timeout_s = timeout_s
+        self.keep_alive = True
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> LoadClient:
@@ -42,57 +44,98 @@ class LoadClient:
             await self.session.close()
 
     async def send(self, index: int, body: bytes, t0: float, scheduled_s: float | None = None) -> RequestRecord:
-        """Send one request; failures are recorded on the record, never raised."""
+        """Send one request; failures are recorded on the record, never raised.
+
+        Some servers (llama.cpp's ``llama-server``) close a kept-alive connection after a
+        streamed reply without saying so. A request that finds its pooled connection dead
+        before any byte of reply came back is sent again, with a fresh clock, and the record
+        counts the reconnect; from then on every request asks for its own connection
+        (``Connection: close``), as such a server wants. Anything else is the server's
+        failure and stays one.
+        """
         assert self.session is not None, "use LoadClient as an async context manager"
-        clock = time.perf_counter
-        chunks: list[float] = []
-        usage_tokens: int | None = None
-        prompt_tokens: int | None = None
-        error: str | None = None
-        start = clock()
-        try:
-            async with self.session.post(self.url, data=body) as resp:
-                if resp.status != 200:
-                    text = (await resp.text())[:160].replace("\n", " ")
-                    error = f"HTTP {resp.status}: {text}"
-                else:
-                    pending = b""
-                    async for data in resp.content.iter_any():
-                        now = clock() - t0
-                        pending += data
-                        lines = pending.split(b"\n")
-                        pending = lines.pop()
-                        for line in lines:
-                            if not line.startswith(b"data:"):
-                                continue
-                            payload = line[5:].strip()
-                            if payload == b"[DONE]":
-                                continue
-                            event = parse_object(orjson.loads(payload))
-                            if event.error is not None:
-                                error = f"server error mid-stream: {event.error[:120]}"
-                            elif event.text or event.tool_calls:
-                                chunks.append(now)
-                            if event.completion_tokens is not None:
-                                usage_tokens = event.completion_tokens
-                            if event.prompt_tokens is not None:
-                                prompt_tokens = event.prompt_tokens
-                    if error is None and not chunks:
-                        error = "stream ended without any output"
-        except asyncio.CancelledError:
-            raise
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-            error = f"{type(exc).__name__}: {str(exc)[:120]}" if str(exc) else type(exc).__name__
-        end = clock() - t0
+        for attempt in range(STALE_RETRIES + 1):
+            out = _Attempt(start=time.perf_counter())
+            try:
+                await self._stream(body, t0, out)
+            except asyncio.CancelledError:
+                raise
+            except aiohttp.ClientConnectorError as exc:  # nothing listening: the server's failure, not a stale pool
+                out.error = _describe(exc)
+            except STALE_CONNECTION as exc:
+                if not out.responded and attempt < STALE_RETRIES:
+                    self.keep_alive = False  # this server drops connections: stop pooling them
+                    continue
+                out.error = _describe(exc)
+            except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                out.error = _describe(exc)
+            break
+        if out.error is None and not out.chunks:
+            out.error = "stream ended without any output"
         return RequestRecord.model_construct(
             index=index,
             scheduled_s=scheduled_s,
-            start_s=start - t0,
-            chunk_times_s=chunks,
-            end_s=end,
-            prompt_tokens=prompt_tokens,
-            output_tokens=usage_tokens if usage_tokens is not None else len(chunks),
-            output_tokens_source="usage" if usage_tokens is not None else "chunks",
-            error=error,
+            start_s=out.start - t0,
+            chunk_times_s=out.chunks,
+            end_s=time.perf_counter() - t0,
+            prompt_tokens=out.prompt_tokens,
+            output_tokens=out.usage_tokens if out.usage_tokens is not None else len(out.chunks),
+            output_tokens_source="usage" if out.usage_tokens is not None else "chunks",
+            error=out.error,
             warmup=False,
+            reconnects=attempt,
         )
+
+    async def _stream(self, body: bytes, t0: float, out: _Attempt) -> None:
+        assert self.session is not None
+        clock = time.perf_counter
+        headers = None if self.keep_alive else CLOSE
+        async with self.session.post(self.url, data=body, headers=headers) as resp:
+            out.responded = True
+            if resp.status != 200:
+                text = (await resp.text())[:160].replace("\n", " ")
+                out.error = f"HTTP {resp.status}: {text}"
+                return
+            pending = b""
+            async for data in resp.content.iter_any():
+                now = clock() - t0
+                pending += data
+                lines = pending.split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if not line.startswith(b"data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        continue
+                    event = parse_object(orjson.loads(payload))
+                    if event.error is not None:
+                        out.error = f"server error mid-stream: {event.error[:120]}"
+                    elif event.text or event.tool_calls:
+                        out.chunks.append(now)
+                    if event.completion_tokens is not None:
+                        out.usage_tokens = event.completion_tokens
+                    if event.prompt_tokens is not None:
+                        out.prompt_tokens = event.prompt_tokens
+
+
+STALE_RETRIES = 32
+"""Enough to drain every dead connection a pool of the largest usual concurrency can hold."""
+CLOSE = {"Connection": "close"}
+STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What one try of a request saw."""
+
+    start: float
+    responded: bool = False
+    chunks: list[float] = field(default_factory=list)
+    usage_tokens: int | None = None
+    prompt_tokens: int | None = None
+    error: str | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:120]}" if str(exc) else type(exc).__name__

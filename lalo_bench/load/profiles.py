@@ -8,7 +8,8 @@
   gamma-distributed with shape b (b < 1 burstier, b > 1 smoother), mean 1/rate,
   as in ``vllm bench serve``;
 - ``sweep`` (GuideLLM's): synchronous, then throughput, then rates evenly spaced
-  strictly between the two measured request rates.
+  strictly between the two measured request rates (see :func:`sweep_rates` for a
+  server that does not gain from concurrency).
 """
 
 from __future__ import annotations
@@ -40,12 +41,25 @@ def fixed_targets(
     raise LaloError(f"profile '{profile}' has no fixed load points")
 
 
+SERIAL_GAIN = 1.1
+"""Below this throughput/synchronous ratio a server is treated as serving one request at a time."""
+
+
 def sweep_rates(sync_rps: float, max_rps: float, points: int) -> list[float]:
-    """``points`` rates evenly spaced strictly between the synchronous and the maximum request rate."""
-    if points <= 0 or max_rps <= sync_rps:
+    """The rates a sweep runs after its synchronous and throughput points.
+
+    GuideLLM's rule: ``points`` rates evenly spaced strictly between the synchronous and the
+    maximum rate. A server that gains nothing from concurrency (llama.cpp's Python server
+    decodes one request at a time) leaves no room between the two; the rates then climb
+    evenly from below to the highest rate seen, so the curve still shows queueing set in.
+    """
+    if points <= 0 or max(sync_rps, max_rps) <= 0:
         return []
-    step = (max_rps - sync_rps) / (points + 1)
-    return [sync_rps + step * (i + 1) for i in range(points)]
+    if max_rps >= sync_rps * SERIAL_GAIN:
+        step = (max_rps - sync_rps) / (points + 1)
+        return [sync_rps + step * (i + 1) for i in range(points)]
+    top = max(sync_rps, max_rps)
+    return [top * (i + 1) / points for i in range(points)]
 
 
 def interarrival(target: LoadTarget, rng: random.Random) -> float:

@@ -48,6 +48,7 @@ class RequestRecord(BaseModel):
     output_tokens_source: Literal["usage", "chunks"] = "chunks"
     error: str | None = None
     warmup: bool = Field(default=False, description="sent during warm-up; excluded from every metric")
+    reconnects: int = Field(default=0, ge=0, description="sends repeated because a pooled connection was dead")
 
     @property
     def ok(self) -> bool:

@@ -38,6 +38,8 @@ class Timing:
     itl_ms: float = 0.0
     fail_every: int = 0
     """Every n-th request is answered with HTTP 500 (0: never) — an injected fault."""
+    close_after_stream: bool = False
+    """Drop the connection after each streamed reply without announcing it, as llama.cpp's llama-server does."""
 
 
 def _chunk(payload: bytes) -> bytes:
@@ -61,6 +63,16 @@ def _delta(api: str, text: str, finish: str | None) -> dict:
     }
 
 
+def _json_response(writer: asyncio.StreamWriter, status: str, obj: object) -> None:
+    payload = json.dumps(obj).encode()
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    writer.write(head.encode() + payload)
+
+
+def _usage(n: int) -> dict[str, int]:
+    return {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}
+
+
 class MockServer:
     def __init__(self, timing: Timing) -> None:
         self.timing = timing
@@ -75,32 +87,27 @@ class MockServer:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                await self.respond(method, path, body, arrived, writer)
+                streamed = await self.respond(method, path, body, arrived, writer)
+                if streamed and self.timing.close_after_stream:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
 
-    async def respond(self, method: str, path: str, body: bytes, arrived: float, writer: asyncio.StreamWriter) -> None:
+    async def respond(self, method: str, path: str, body: bytes, arrived: float, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; True when the reply was streamed."""
         if method == "GET" and path.rstrip("/") in ("/v1/models", "/health"):
-            payload = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                % (len(payload), payload)
-            )
-            return
+            _json_response(writer, "200 OK", {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+            return False
         api = "chat" if path.endswith("/chat/completions") else "completions" if path.endswith("/completions") else None
         if method != "POST" or api is None:
             writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-            return
+            return False
         self.count += 1
         if self.timing.fail_every and self.count % self.timing.fail_every == 0:
-            msg = b'{"error":{"message":"injected fault"}}'
-            writer.write(
-                b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                % (len(msg), msg)
-            )
-            return
+            _json_response(writer, "500 Internal Server Error", {"error": {"message": "injected fault"}})
+            return False
         req = json.loads(body)
         n = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
         usage = (req.get("stream_options") or {}).get("include_usage", False)
@@ -110,32 +117,20 @@ class MockServer:
             if api == "chat":
                 reply["choices"][0]["message"] = {"role": "assistant", "content": "tok " * n}
                 del reply["choices"][0]["delta"]
-            reply["usage"] = {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}
-            payload = json.dumps(reply).encode()
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                % (len(payload), payload)
-            )
-            return
+            reply["usage"] = _usage(n)
+            _json_response(writer, "200 OK", reply)
+            return False
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
         for i in range(n):
             await self._sleep_until(arrived + (self.timing.ttft_ms + i * self.timing.itl_ms) / 1000)
             if writer.is_closing():  # the client hung up (e.g. cut off at its deadline)
-                return
+                return True
             writer.write(_event(_delta(api, "tok ", "length" if i == n - 1 else None)))
         if usage:
-            writer.write(
-                _event(
-                    {
-                        "id": "m",
-                        "model": MODEL,
-                        "choices": [],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1},
-                    }
-                )
-            )
+            writer.write(_event({"id": "m", "model": MODEL, "choices": [], "usage": _usage(n)}))
         writer.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         await writer.drain()
+        return True
 
     @staticmethod
     async def _sleep_until(when: float) -> None:
@@ -157,9 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ttft-ms", type=float, default=0.0)
     ap.add_argument("--itl-ms", type=float, default=0.0)
     ap.add_argument("--fail-every", type=int, default=0)
+    ap.add_argument("--close-after-stream", action="store_true")
     args = ap.parse_args(argv)
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
-    loop.run_until_complete(serve(args.host, args.port, Timing(args.ttft_ms, args.itl_ms, args.fail_every)))
+    loop.run_until_complete(
+        serve(args.host, args.port, Timing(args.ttft_ms, args.itl_ms, args.fail_every, args.close_after_stream))
+    )
 
 
 def free_port() -> int:
@@ -169,11 +167,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_mock(ttft_ms: float = 0.0, itl_ms: float = 0.0, fail_every: int = 0) -> Iterator[str]:
+def running_mock(
+    ttft_ms: float = 0.0, itl_ms: float = 0.0, fail_every: int = 0, close_after_stream: bool = False
+) -> Iterator[str]:
     """Start the mock in its own process (its own core and event loop); yields the base URL ending in /v1."""
     port = free_port()
     cmd = [sys.executable, "-m", "lalo_bench.testing.mock_openai", "--port", str(port)]
     cmd += ["--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--fail-every", str(fail_every)]
+    cmd += ["--close-after-stream"] if close_after_stream else []
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}/v1"
     try:
