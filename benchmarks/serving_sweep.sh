@@ -9,7 +9,7 @@ OUT=${OUT:-benchmarks/results/serving}
 SECONDS_PER_POINT=${SECONDS_PER_POINT:-30}
 mkdir -p "$OUT"
 for backend in llamacpp-server vllm; do
-  .venv/bin/lalo-bench loadtest --serve smollm2-135m-instruct --backend "$backend" --threads 2 \
+  .venv/bin/lalo-bench loadtest --launch smollm2-135m-instruct --backend "$backend" --threads 2 \
     --profile sweep --concurrency 16 --sweep-points 4 --max-seconds "$SECONDS_PER_POINT" --warmup 2 \
     --prompt-tokens 64 --max-tokens 64 --ignore-eos \
     --slo-ttft-ms 1000 --slo-itl-ms 100 --output "$OUT/$backend.json"

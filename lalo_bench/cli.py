@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from lalo_bench.cli_load import import_results, loadtest, serve
+from lalo_bench.cli_load import import_results, launch, loadtest
 from lalo_bench.config import Catalog, load_catalog
 from lalo_bench.console import err, out, print_frame
 from lalo_bench.errors import LaloError
@@ -319,7 +319,7 @@ def catalog_tiers(catalog: CatalogOpt = None) -> None:
 
 app.command()(loadtest)
 app.command("import")(import_results)
-app.command()(serve)
+app.command()(launch)
 
 
 def main() -> None:

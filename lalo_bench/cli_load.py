@@ -1,4 +1,4 @@
-"""``lalo-bench loadtest`` and ``lalo-bench import``: serving benchmarks from the command line."""
+"""``lalo-bench loadtest``, ``import`` and ``launch``: serving benchmarks from the command line."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lalo_bench.console import err, out, print_frame
 from lalo_bench.errors import LaloError
-from lalo_bench.load.profiles import CliProfile, parse_list
-from lalo_bench.load.schemas import LoadPoint, LoadReport, Slo
+from lalo_bench.measure.load.profiles import CliProfile, parse_list
+from lalo_bench.measure.load.schemas import LoadPoint, LoadReport, Slo
 
 if TYPE_CHECKING:
     from lalo_bench.serving.launch import RunningServer
@@ -38,7 +38,7 @@ SUMMARY_COLUMNS = {
 
 
 def summary_frame(report: LoadReport) -> pd.DataFrame:
-    from lalo_bench.load.report_io import point_rows
+    from lalo_bench.measure.load.report_io import point_rows
 
     frame = pd.DataFrame(point_rows(report))
     keep = [c for c in SUMMARY_COLUMNS if c in frame.columns]
@@ -63,21 +63,21 @@ def _print_point(point: LoadPoint) -> None:
 
 @contextlib.contextmanager
 def _server(
-    url: str | None, serve: str | None, backend: str | None, quant: str | None, port: int | None, threads: int | None
+    url: str | None, launch: str | None, backend: str | None, quant: str | None, port: int | None, threads: int | None
 ) -> Iterator[tuple[str, str | None, RunningServer | None]]:
     """Yields (base url, served model name or None, running server or None)."""
-    if serve is None:
+    if launch is None:
         if url is None:
-            raise LaloError("give --url http://HOST:PORT/v1 of a running server, or --serve MODEL to start one")
+            raise LaloError("give --url http://HOST:PORT/v1 of a running server, or --launch MODEL to start one")
         yield url, None, None
         return
     from lalo_bench.config import load_catalog
     from lalo_bench.serving.launch import launch_server
 
     if backend is None:
-        raise LaloError("--serve needs --backend (llamacpp-server or vllm)")
-    err.print(f"starting {backend} for {serve} …")
-    with launch_server(load_catalog(None), serve, quant, backend, port=port, n_threads=threads) as server:
+        raise LaloError("--launch needs --backend (llamacpp-server or vllm)")
+    err.print(f"starting {backend} for {launch} …")
+    with launch_server(load_catalog(None), launch, quant, backend, port=port, n_threads=threads) as server:
         err.print(f"[green]ready[/] {server.url} in {server.startup_s:.1f} s (log: {server.log_path})")
         yield server.url, server.model, server
 
@@ -104,6 +104,9 @@ def loadtest(
     api: Annotated[str, typer.Option(help="chat or completions.")] = "chat",
     warmup: Annotated[int, typer.Option(help="Unmeasured requests before each load point.")] = 0,
     ramp_up: Annotated[float, typer.Option(help="Seconds over which concurrent slots start (0: all at once).")] = 0.0,
+    busy_poll: Annotated[
+        bool, typer.Option(help="Spin the client while measuring (exact stamps on VMs; burns a core).")
+    ] = False,
     max_error_rate: Annotated[float, typer.Option(help="Stop a point when more than this share errors.")] = 0.5,
     slo_ttft_ms: Annotated[float | None, typer.Option(help="SLO: TTFT objective (ms).")] = None,
     slo_itl_ms: Annotated[float | None, typer.Option(help="SLO: ITL objective (ms), on each request's mean.")] = None,
@@ -112,19 +115,19 @@ def loadtest(
     output: Annotated[Path | None, typer.Option(help="Write FILE.json (+ .csv and .requests.jsonl beside).")] = None,
     track: Annotated[bool, typer.Option(help="Log to MLflow (a child run per load point).")] = True,
     experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "lalo-bench",
-    serve: Annotated[str | None, typer.Option(help="Start this catalog model's server first (see --backend).")] = None,
-    backend: Annotated[str | None, typer.Option(help="With --serve: llamacpp-server or vllm.")] = None,
-    quant: Annotated[str | None, typer.Option(help="With --serve: quantization (default: the model's).")] = None,
-    port: Annotated[int | None, typer.Option(help="With --serve: port (default: a free one).")] = None,
-    threads: Annotated[int | None, typer.Option(help="With --serve: CPU threads for the server.")] = None,
+    launch: Annotated[str | None, typer.Option(help="Start this catalog model's server first (see --backend).")] = None,
+    backend: Annotated[str | None, typer.Option(help="With --launch: llamacpp-server or vllm.")] = None,
+    quant: Annotated[str | None, typer.Option(help="With --launch: quantization (default: the model's).")] = None,
+    port: Annotated[int | None, typer.Option(help="With --launch: port (default: a free one).")] = None,
+    threads: Annotated[int | None, typer.Option(help="With --launch: CPU threads for the server.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for prompts, lengths and arrivals.")] = 0,
     api_key: Annotated[str | None, typer.Option(help="Bearer key (default: $OPENAI_API_KEY).")] = None,
 ) -> None:
     """Load-test an OpenAI-compatible server: TTFT, ITL, TPOT, throughput and goodput per load point."""
     from lalo_bench.backends.openai_http import OpenAIHttpBackend
-    from lalo_bench.load.report_io import write_outputs
-    from lalo_bench.load.runner import Limits, PointProgress, run_loadtest
-    from lalo_bench.load.workload import Workload
+    from lalo_bench.measure.load.report_io import write_outputs
+    from lalo_bench.measure.load.runner import Limits, PointProgress, run_loadtest
+    from lalo_bench.measure.load.workload import Workload
 
     if api not in ("chat", "completions"):
         raise LaloError(f"--api must be chat or completions, not '{api}'")
@@ -134,10 +137,10 @@ def loadtest(
     rates = parse_list(rate, float, "--rate")
     limits = Limits(
         max_requests=max_requests, max_seconds=max_seconds, warmup=warmup, max_error_rate=max_error_rate,
-        ramp_up_s=ramp_up,
+        ramp_up_s=ramp_up, busy_poll=busy_poll,
     )  # fmt: skip
     slo = Slo(ttft_ms=slo_ttft_ms, itl_ms=slo_itl_ms, e2e_ms=slo_e2e_ms)
-    with _server(url, serve, backend, quant, port, threads) as (base_url, served_model, server):
+    with _server(url, launch, backend, quant, port, threads) as (base_url, served_model, server):
         probe = OpenAIHttpBackend(base_url, model or served_model or "", api_key=api_key)
         offered = probe.models()
         name = model or served_model or (offered[0] if offered else None)
@@ -209,8 +212,8 @@ def import_results(
     output: Annotated[Path | None, typer.Option(help="Also write the converted report here (JSON).")] = None,
 ) -> None:
     """Import other tools' benchmark results into lalo-bench's schema and MLflow, beside its own."""
-    from lalo_bench.load.importers import import_file
-    from lalo_bench.load.report_io import write_outputs
+    from lalo_bench.measure.load.importers import import_file
+    from lalo_bench.measure.load.report_io import write_outputs
     from lalo_bench.tracking import Tracker
 
     tracker = Tracker(experiment)
@@ -225,7 +228,7 @@ def import_results(
                 out.print(f"wrote {written}")
 
 
-def serve(
+def launch(
     model: Annotated[str, typer.Argument(help="Catalog model id, e.g. smollm2-135m-instruct.")],
     backend: Annotated[str, typer.Option(help="llamacpp-server or vllm.")] = "llamacpp-server",
     quant: Annotated[str | None, typer.Option(help="Quantization (default: the model's).")] = None,

@@ -10,7 +10,7 @@ Load tests (``lalo-bench loadtest`` and ``lalo-bench import``) are one parent
 run (``lalo.kind=loadtest``, ``lalo.source`` naming the tool, the report as
 ``report.json``, the server log when lalo-bench started the server) and one
 child run per load point (``lalo.kind=load_point``) with the metrics of
-:func:`~lalo_bench.load.schemas.flat_metrics` and ``requests.jsonl``.
+:func:`~lalo_bench.measure.load.schemas.flat_metrics` and ``requests.jsonl``.
 
 The default store is a sqlite file under ``./mlflow/`` with artifacts beside it;
 ``MLFLOW_TRACKING_URI`` overrides it.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lalo_bench.load.schemas import LoadReport, flat_metrics
+from lalo_bench.measure.load.schemas import LoadReport, flat_metrics
 from lalo_bench.results import Cell, CellResult
 
 CELL_METRICS = (

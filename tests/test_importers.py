@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from lalo_bench.load.importers import ImportFormatError, detect, import_file
-from lalo_bench.load.schemas import Distribution, LoadReport, flat_metrics
+from lalo_bench.measure.load.importers import ImportFormatError, detect, import_file
+from lalo_bench.measure.load.schemas import Distribution, LoadReport, flat_metrics
 from lalo_bench.measure.metrics import distribution
 
 DATA = Path(__file__).parent / "data" / "imports"

@@ -351,13 +351,13 @@ def test_vllm_stops_with_all_its_processes(vllm: Served) -> None:
 
 @pytest.mark.slow
 def test_loadtest_serves_measures_and_logs_the_server(smollm2: Path, tmp_path: Path) -> None:
-    """`loadtest --serve` starts the real llama.cpp server, loads it, stops it, and keeps its log in MLflow."""
+    """`loadtest --launch` starts the real llama.cpp server, loads it, stops it, and keeps its log in MLflow."""
     from tests.conftest import run_cli
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = tmp_path / "serve.json"
     proc = run_cli(
-        "loadtest", "--serve", SMOL, "--backend", "llamacpp-server", "--threads", "2", "--profile", "concurrent",
+        "loadtest", "--launch", SMOL, "--backend", "llamacpp-server", "--threads", "2", "--profile", "concurrent",
         "--concurrency", "1,2", "--max-requests", "3", "--max-tokens", "8", "--prompt-tokens", "16",
         "--output", str(out), env={"MLFLOW_TRACKING_URI": uri},
     )  # fmt: skip

@@ -32,7 +32,7 @@ from itertools import pairwise
 
 from pydantic import BaseModel, Field, model_validator
 
-from lalo_bench.load.schemas import (
+from lalo_bench.measure.load.schemas import (
     Distribution,
     LoadPoint,
     LoadTarget,

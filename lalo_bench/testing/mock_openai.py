@@ -7,7 +7,7 @@ schedule (no drift). Used only where a test or benchmark needs known timings
 from real servers.
 
 Timers run on ``select()`` rather than epoll, whose millisecond timeouts would
-add up to 1 ms to every delay. Run it as::
+add up to 1 ms to every delay, and a timed mock busy-polls (see :func:`busy_poll`). Run it as::
 
     python -m lalo_bench.testing.mock_openai --port 8100 --ttft-ms 50 --itl-ms 10
 """
@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
+
+from lalo_bench.measure.timing import busy_poll
 
 MODEL = "mock"
 
@@ -141,8 +143,11 @@ class MockServer:
 
 async def serve(host: str, port: int, timing: Timing) -> None:
     server = await asyncio.start_server(MockServer(timing).handle, host, port, backlog=1024, reuse_address=True)
+    hot = asyncio.create_task(busy_poll()) if timing.ttft_ms or timing.itl_ms else None
     async with server:
         await server.serve_forever()
+    if hot is not None:
+        hot.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from lalo_bench.errors import LaloError
-from lalo_bench.load.schemas import LoadReport, flat_metrics
+from lalo_bench.measure.load.schemas import LoadReport, flat_metrics
 
 
 def point_rows(report: LoadReport) -> list[dict[str, object]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from lalo_bench.backends.base import ChatMessage, GenerationRequest
 from lalo_bench.backends.openai_protocol import Api, request_body
 from lalo_bench.errors import LaloError
-from lalo_bench.load.schemas import WorkloadInfo
+from lalo_bench.measure.load.schemas import WorkloadInfo
 
 _PROSE = (
     "the of and to in is was for on with as by at from that this it be are or an have not but they his her "

@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from lalo_bench.errors import LaloError
-from lalo_bench.load.client import LoadClient
-from lalo_bench.load.profiles import CliProfile, fixed_targets, interarrival, sweep_rates
-from lalo_bench.load.schemas import LoadPoint, LoadReport, LoadTarget, RequestRecord, Slo
-from lalo_bench.load.workload import Workload
+from lalo_bench.measure.load.client import LoadClient
+from lalo_bench.measure.load.profiles import CliProfile, fixed_targets, interarrival, sweep_rates
+from lalo_bench.measure.load.schemas import LoadPoint, LoadReport, LoadTarget, RequestRecord, Slo
+from lalo_bench.measure.load.workload import Workload
 from lalo_bench.measure.metrics import load_point
+from lalo_bench.measure.timing import busy_poll
 
 MIN_FOR_ERROR_STOP = 10
 
@@ -40,6 +41,10 @@ class Limits(BaseModel):
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     ramp_up_s: float = Field(
         default=0.0, ge=0, description="closed loop: slots start evenly over this many seconds instead of at once"
+    )
+    busy_poll: bool = Field(
+        default=False,
+        description="spin the client's event loop while measuring: no wake-up latency in the stamps, one core busy",
     )
 
 
@@ -172,6 +177,7 @@ async def run_point(
         run = _closed_loop(client, workload, state, slots, limits.ramp_up_s)
     main = asyncio.ensure_future(run)
     ticker = asyncio.ensure_future(_report_progress(state, target, progress)) if progress else None
+    spinner = asyncio.ensure_future(busy_poll()) if limits.busy_poll else None
     timeout = state.deadline - time.perf_counter() if state.deadline is not None else None
     incomplete = 0
     try:
@@ -181,8 +187,9 @@ async def run_point(
         main.cancel()
         await asyncio.gather(main, return_exceptions=True)
     finally:
-        if ticker is not None:
-            ticker.cancel()
+        for helper in (ticker, spinner):
+            if helper is not None:
+                helper.cancel()
     ended = state.deadline if incomplete else max((r.end_s for r in state.records), default=0.0) + state.t0
     duration = max(ended - state.t0, 0.0)
     point = load_point([*warm, *state.records], duration, target, slo, incomplete=incomplete)

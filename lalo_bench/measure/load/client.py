@@ -17,7 +17,7 @@ import orjson
 
 from lalo_bench.backends.openai_http import auth_headers, normalize_base_url
 from lalo_bench.backends.openai_protocol import ENDPOINTS, Api, parse_object
-from lalo_bench.load.schemas import RequestRecord
+from lalo_bench.measure.load.schemas import RequestRecord
 
 
 class LoadClient:

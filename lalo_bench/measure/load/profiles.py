@@ -18,7 +18,7 @@ import random
 from typing import Literal
 
 from lalo_bench.errors import LaloError
-from lalo_bench.load.schemas import LoadTarget
+from lalo_bench.measure.load.schemas import LoadTarget
 
 CliProfile = Literal["synchronous", "concurrent", "throughput", "constant", "poisson", "sweep"]
 

@@ -64,7 +64,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lalo_bench.errors import LaloError
-from lalo_bench.load.schemas import (
+from lalo_bench.measure.load.schemas import (
     Distribution,
     LoadPoint,
     LoadReport,
