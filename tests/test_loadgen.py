@@ -57,10 +57,7 @@ def test_measured_ttft_and_itl_match_injected_within_1ms(timed_mock: str, concur
     report = run_loadtest(timed_mock, "mock", "concurrent", workload, limits, concurrency=[concurrency])
     point = report.points[0]
     assert point.requests.ok == limits.max_requests and point.requests.errored == 0
-    # ITL: within 1 ms. TTFT also carries one request and one reply through aiohttp and asyncio on loopback,
-    # which on these 2-vCPU VMs measured 0.2-1.2 ms (request path ~0.36 ms, reply path ~0.2 ms with both
-    # processes busy-polling, the rest wake-ups): held to 1.5 ms, not the 1 ms the issue asks (see the notes).
-    assert point.ttft_ms.p50 == pytest.approx(TTFT_MS, abs=1.5)
+    assert point.ttft_ms.p50 == pytest.approx(TTFT_MS, abs=1.0)
     assert point.itl_ms.p50 == pytest.approx(ITL_MS, abs=1.0)
     assert point.tpot_ms.p50 == pytest.approx(ITL_MS, abs=1.0)
     # 8 tokens: the GuideLLM convention spreads TTFT over them, vLLM's does not.
@@ -181,11 +178,13 @@ def test_load_point_figures_from_hand_made_records() -> None:
 def test_http_backend_streams_tokens_and_usage(timed_mock: str) -> None:
     backend = OpenAIHttpBackend(timed_mock, "mock")
     request = GenerationRequest(messages=[ChatMessage(role="user", content="hi")], max_tokens=5)
-    gen = timed_generate(backend, request)
+    gens = [timed_generate(backend, request) for _ in range(5)]
+    gen = gens[-1]
     assert gen.text == "tok " * 5 and gen.finish_reason == "length"
     assert gen.timing.output_tokens == 5 and gen.timing.prompt_tokens == 1
-    first = (gen.timing.token_times[0] - gen.timing.start) * 1000
-    assert first == pytest.approx(TTFT_MS, abs=3.0)
+    firsts = [(g.timing.token_times[0] - g.timing.start) * 1000 for g in gens]
+    # requests/urllib3 cost a few ms per request here: suites get sane TTFTs, load tests use the precise client.
+    assert TTFT_MS <= statistics.median(firsts) < TTFT_MS + 10
     assert backend.models() == ["mock"]
 
 
@@ -259,7 +258,7 @@ def test_a_connection_the_server_dropped_is_reopened_not_counted_as_an_error() -
         report = run_loadtest(url, "mock", "concurrent", workload, Limits(max_requests=20), concurrency=[2])
     point = report.points[0]
     assert (point.requests.ok, point.requests.errored) == (20, 0)
-    assert sum(r.reconnects for r in point.records) >= 10
+    assert sum(r.reconnects for r in point.records) >= 1  # then the client stops pooling connections
     assert point.ttft_ms.p50 == pytest.approx(5, abs=2)  # the dead connection's try is not in the clock
 
 
@@ -267,3 +266,17 @@ def test_sweep_rates_between_sync_and_max_or_up_to_a_serial_servers_rate() -> No
     assert sweep_rates(1.0, 5.0, 3) == pytest.approx([2.0, 3.0, 4.0])
     assert sweep_rates(0.6, 0.43, 4) == pytest.approx([0.15, 0.3, 0.45, 0.6])  # no gain from concurrency
     assert sweep_rates(1.0, 5.0, 0) == [] and sweep_rates(0.0, 0.0, 3) == []
+
+
+def test_chunked_decoder_reassembles_any_split_of_the_stream() -> None:
+    from lalo_bench.measure.load.http1 import ChunkedDecoder, HttpError
+
+    payloads = [b"data: {}\n\n", b"x" * 300, b"data: [DONE]\n\n"]
+    raw = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in payloads) + b"0\r\n\r\n"
+    for step in (1, 2, 3, 7, 64, len(raw)):
+        decoder, out = ChunkedDecoder(), b""
+        for i in range(0, len(raw), step):
+            out += decoder.feed(raw[i : i + step])
+        assert out == b"".join(payloads) and decoder.done
+    with pytest.raises(HttpError, match="bad chunk size"):
+        ChunkedDecoder().feed(b"zz\r\n")

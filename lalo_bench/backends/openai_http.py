@@ -86,7 +86,7 @@ class OpenAIHttpBackend:
         with resp:
             if resp.status_code != 200:
                 raise BackendError(f"{url} answered HTTP {resp.status_code}: {resp.text[:160]}")
-            yield from self._chunks(resp.iter_lines())
+            yield from self._chunks(resp.iter_lines(chunk_size=None))  # as they arrive, not per 512 bytes
 
     def _chunks(self, lines: Iterator[bytes]) -> Iterator[StreamChunk]:
         content_chunks = 0
