@@ -1,0 +1,1 @@
+"""Hardware tiers: memory fit, the roofline projection, the STREAM triad and calibration from measured cells."""

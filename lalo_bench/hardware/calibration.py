@@ -1,0 +1,386 @@
+"""Fit the roofline efficiencies η on measured cells, and say how well they predict (leave-one-out).
+
+A measured cell is self-contained: it carries the numbers its own roofline needs (bytes per token, architecture,
+bandwidth and peak of the hardware it ran on), so cells from llama-bench files, from the sweep's MLflow runs or
+typed in by hand are treated alike. η for decode is ``measured tok/s / bandwidth ceiling``; η for prefill is
+``measured prompt tok/s / compute ceiling``; each is the median over the cells of one backend family on one
+device kind, so one odd cell cannot drag the fit. The decode-compute η (large batches) cannot be fitted from
+batch-1 cells, which are memory-bound, so it stays at the default and ``Efficiency.source`` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import statistics
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lalo_bench.config import Architecture, Catalog, ModelSpec, QuantFormat, TierSpec, load_catalog
+from lalo_bench.hardware.memory import active_weight_bytes, kv_bytes_for_context
+from lalo_bench.hardware.roofline import (
+    Efficiency,
+    backend_family,
+    default_efficiency,
+    peak_tflops,
+    prefill_flops,
+    roofline_pct,
+)
+
+H200_LLAMA_BENCH = Path("benchmarks/results/gpu/20261126-h200/llama-bench.json")
+
+
+class MeasuredCell(BaseModel):
+    """One measured model x quant x backend x hardware point, with what its roofline needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    quant: str
+    backend: str = Field(description="backend id or kind; η is fitted per backend family (llamacpp, vllm, …)")
+    config: str = Field(default="", description="backend settings that distinguish cells, e.g. 'fa=1'")
+    hardware: str = Field(description="tier id, or a label for hardware outside the catalog")
+    device_kind: Literal["gpu", "cpu"]
+    arch: Architecture
+    weight_bytes: float = Field(gt=0, description="bytes read per decoded token (active weights)")
+    decode_tok_s: float = Field(gt=0, description="measured batch-1 decode speed")
+    decode_context: float = Field(default=0, ge=0, description="mean tokens in the KV cache while decoding")
+    prefill_tok_s: float | None = Field(default=None, gt=0, description="measured prompt-processing speed")
+    ttft_ms: float | None = Field(default=None, gt=0)
+    prompt_tokens: int | None = Field(default=None, gt=0, description="prompt length behind prefill/TTFT")
+    bandwidth_gbs: float = Field(gt=0, description="per device: spec sheet (GPU) or STREAM triad (CPU)")
+    peak_tflops: float = Field(gt=0, description="per device tensor peak for the format (roofline.peak_tflops)")
+    kv_bytes: float = Field(default=2.0, gt=0, description="bytes per cached KV element (2 = fp16 cache)")
+    source: str = Field(description="where the numbers came from (file, run id, date)")
+
+    @property
+    def label(self) -> str:
+        cfg = f"[{self.config}]" if self.config else ""
+        return f"{self.model}/{self.quant}/{self.backend}{cfg}@{self.hardware}"
+
+    @property
+    def group(self) -> str:
+        """The calibration group: backend family on a device kind (``llamacpp/gpu``)."""
+        return f"{backend_family(self.backend)}/{self.device_kind}"
+
+    def decode_ceiling_tok_s(self, context: float | None = None) -> float:
+        """Bandwidth-bound batch-1 decode tok/s (η = 1) at ``context`` cached tokens (default: the measured one)."""
+        ctx = round(self.decode_context if context is None else context)
+        per_token = self.weight_bytes + kv_bytes_for_context(self.arch, ctx, self.kv_bytes)
+        return self.bandwidth_gbs * 1e9 / per_token
+
+    @property
+    def roofline_pct(self) -> float:
+        """Measured decode as a percentage of its bandwidth-bound ceiling (the issue's per-cell report)."""
+        return roofline_pct(self.decode_tok_s, self.decode_ceiling_tok_s())
+
+    def prefill_ceiling_tok_s(self) -> float | None:
+        """Compute-bound prompt tok/s (η = 1) for ``prompt_tokens``; None without a prompt length."""
+        if self.prompt_tokens is None:
+            return None
+        flops_per_token = prefill_flops(self.arch, self.prompt_tokens) / self.prompt_tokens
+        return self.peak_tflops * 1e12 / flops_per_token
+
+    def measured_prefill_tok_s(self) -> float | None:
+        """Measured prefill speed, or one derived from TTFT (TTFT minus one measured decode step)."""
+        if self.prefill_tok_s is not None:
+            return self.prefill_tok_s
+        if self.ttft_ms is None or self.prompt_tokens is None:
+            return None
+        prefill_ms = self.ttft_ms - 1000.0 / self.decode_tok_s
+        return self.prompt_tokens / (prefill_ms / 1000.0) if prefill_ms > 0 else None
+
+
+def cell_from_measurement(
+    model: ModelSpec,
+    fmt: QuantFormat,
+    quant: str,
+    backend: str,
+    tier: TierSpec,
+    decode_tok_s: float,
+    *,
+    source: str,
+    bandwidth_gbs: float | None = None,
+    prefill_tok_s: float | None = None,
+    ttft_ms: float | None = None,
+    prompt_tokens: int | None = None,
+    decode_context: float = 0,
+    config: str = "",
+    kv_bytes: float = 2.0,
+) -> MeasuredCell:
+    """A cell from plain measured numbers (e.g. the sweep's CPU cells read back from MLflow by the caller).
+
+    ``bandwidth_gbs`` overrides the tier's figure — pass the STREAM triad result for a CPU tier, since the
+    catalog's CPU bandwidth is a placeholder.
+    """
+    return MeasuredCell(
+        model=model.id,
+        quant=quant,
+        backend=backend,
+        config=config,
+        hardware=tier.id,
+        device_kind=tier.kind,
+        arch=model.arch,
+        weight_bytes=active_weight_bytes(model, fmt),
+        decode_tok_s=decode_tok_s,
+        decode_context=decode_context,
+        prefill_tok_s=prefill_tok_s,
+        ttft_ms=ttft_ms,
+        prompt_tokens=prompt_tokens,
+        bandwidth_gbs=bandwidth_gbs or tier.memory_bandwidth_gbs,
+        peak_tflops=peak_tflops(tier, fmt),
+        kv_bytes=kv_bytes,
+        source=source,
+    )
+
+
+# Shapes of the synthetic-weight GGUFs the GPU cells ran (published config.json figures). Parameter counts are
+# overridden by llama-bench's model_n_params, which counts what the file really holds (e.g. untied embeddings).
+_KNOWN_SHAPES: dict[str, dict[str, object]] = {
+    "qwen2.5-1.5b": dict(
+        family="qwen2",
+        params_b=1.78,
+        layers=28,
+        hidden_size=1536,
+        attention_heads=12,
+        kv_heads=2,
+        head_dim=128,
+        context_length=32768,
+        vocab_size=151936,
+        attention="gqa",
+    ),
+    "llama-3.1-8b": dict(
+        family="llama",
+        params_b=8.03,
+        layers=32,
+        hidden_size=4096,
+        attention_heads=32,
+        kv_heads=8,
+        head_dim=128,
+        context_length=131072,
+        vocab_size=128256,
+        attention="gqa",
+    ),
+}
+
+
+def _arch_for(filename: str, n_params: float | None) -> Architecture:
+    stem = Path(filename).name.lower()
+    for key, shape in _KNOWN_SHAPES.items():
+        if key in stem:
+            fields = dict(shape)
+            if n_params:
+                fields["params_b"] = n_params / 1e9
+            return Architecture.model_validate(fields)
+    raise ValueError(f"no known architecture for llama-bench model '{filename}' (known: {', '.join(_KNOWN_SHAPES)})")
+
+
+def _quant_for(filename: str, catalog: Catalog) -> str:
+    stem = Path(filename).name.lower().removesuffix(".gguf")
+    matches = [q for q in catalog.quant_formats if re.search(rf"[-_.]{re.escape(q)}$", stem)]
+    if not matches:
+        raise ValueError(f"cannot tell the quant of '{filename}' from its name")
+    return max(matches, key=len)
+
+
+def _tier_for(gpu_info: str, catalog: Catalog) -> TierSpec:
+    found = [t for t in catalog.tiers if t.kind == "gpu" and t.device.lower().startswith(gpu_info.lower().strip())]
+    if len(found) != 1:
+        raise ValueError(f"cannot match gpu_info '{gpu_info}' to one catalog tier; pass tier=")
+    return found[0]
+
+
+def cells_from_llama_bench(
+    path: str | Path = H200_LLAMA_BENCH,
+    tier: TierSpec | None = None,
+    backend: str = "llamacpp",
+    catalog: Catalog | None = None,
+) -> list[MeasuredCell]:
+    """Cells from a llama-bench ``-o json`` file: tg rows give decode tok/s, pp rows prefill tok/s.
+
+    Rows are paired per model file and backend settings (flash attention, KV types, depth), one cell each.
+    Bytes per token are llama-bench's ``model_size`` (the tensor bytes of the file) and parameters its
+    ``model_n_params``; the hardware is the catalog tier whose device matches ``gpu_info`` unless ``tier`` is
+    given. Decode context is ``n_depth + n_gen / 2``, the mean fill of the cache over a tg run.
+    """
+    path = Path(path)
+    catalog = catalog or load_catalog()
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        key = (row["model_filename"], row.get("flash_attn"), row.get("type_k"), row.get("type_v"), row.get("n_depth"))
+        kind = "tg" if row.get("n_gen", 0) > 0 and row.get("n_prompt", 0) == 0 else "pp"
+        if kind == "pp" and (row.get("n_gen", 0) > 0 or row.get("n_prompt", 0) == 0):
+            continue  # pg (prompt + generation) rows mix both phases
+        groups.setdefault(key, {})[kind] = row
+    cells = []
+    for (filename, fa, type_k, _type_v, depth), pair in groups.items():
+        if "tg" not in pair:
+            continue
+        tg, pp = pair["tg"], pair.get("pp")
+        arch = _arch_for(str(filename), float(tg["model_n_params"]))
+        quant = _quant_for(str(filename), catalog)
+        fmt = catalog.quant_formats[quant]
+        hw = tier or _tier_for(str(tg.get("gpu_info") or ""), catalog)
+        stem = Path(str(filename)).name.removesuffix(".gguf")
+        cells.append(
+            MeasuredCell(
+                model=re.sub(rf"[-_.]{re.escape(quant)}$", "", stem, flags=re.IGNORECASE),
+                quant=quant,
+                backend=backend,
+                config=f"fa={fa}" + (f",kv={type_k}" if type_k not in (None, "f16") else ""),
+                hardware=hw.id,
+                device_kind=hw.kind,
+                arch=arch,
+                weight_bytes=float(tg["model_size"]),
+                decode_tok_s=float(tg["avg_ts"]),
+                decode_context=float(depth or 0) + float(tg["n_gen"]) / 2,
+                prefill_tok_s=float(pp["avg_ts"]) if pp else None,
+                prompt_tokens=int(pp["n_prompt"]) if pp else None,
+                bandwidth_gbs=hw.memory_bandwidth_gbs,
+                peak_tflops=peak_tflops(hw, fmt),
+                kv_bytes=1.0 if str(type_k).startswith("q8") else 2.0,
+                source=f"llama-bench {path} ({tg.get('gpu_info')}, {tg.get('backends')}, {tg.get('test_time')})",
+            )
+        )
+    return cells
+
+
+def calibration_id(cells: list[MeasuredCell]) -> str:
+    """A short stable hash of the cells, so a projection can cite exactly which measurements it came from."""
+    blob = json.dumps(sorted(c.model_dump_json() for c in cells)).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def calibrate(cells: list[MeasuredCell]) -> Efficiency:
+    """Fit η for one backend family on one device kind: medians of measured / ceiling over the cells."""
+    if not cells:
+        raise ValueError("no cells to calibrate on")
+    groups = {c.group for c in cells}
+    if len(groups) > 1:
+        raise ValueError(f"cells mix backends/device kinds {sorted(groups)}; use calibrate_per_backend")
+    family, kind = next(iter(groups)).split("/")
+    default = default_efficiency(family, kind)
+    eta_mem = statistics.median(c.decode_tok_s / c.decode_ceiling_tok_s() for c in cells)
+    prefill = [
+        m / ceil
+        for c in cells
+        if (m := c.measured_prefill_tok_s()) is not None and (ceil := c.prefill_ceiling_tok_s()) is not None
+    ]
+    eta_prefill = statistics.median(prefill) if prefill else default.eta_prefill
+    note = f"{len(prefill)} prefill cell(s)" if prefill else "eta_prefill default (no prefill measured)"
+    return Efficiency(
+        eta_mem=eta_mem,
+        eta_flops=default.eta_flops,
+        eta_prefill=eta_prefill,
+        source=(
+            f"calibrated ({family}/{kind}): median of {len(cells)} decode cell(s), {note}; eta_flops default "
+            f"(batch-1 cells are memory-bound) — {', '.join(c.label for c in cells)}"
+        ),
+        calibration_id=calibration_id(cells),
+    )
+
+
+def calibrate_per_backend(cells: list[MeasuredCell]) -> dict[str, Efficiency]:
+    """One :func:`calibrate` per ``backend family/device kind`` group found in the cells."""
+    groups: dict[str, list[MeasuredCell]] = {}
+    for c in cells:
+        groups.setdefault(c.group, []).append(c)
+    return {g: calibrate(cs) for g, cs in sorted(groups.items())}
+
+
+class Projection(BaseModel):
+    """What the roofline with a given η says a cell should have measured."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decode_tok_s: float
+    prefill_tok_s: float | None
+    ttft_ms: float | None
+
+
+def project_cell(cell: MeasuredCell, eff: Efficiency) -> Projection:
+    """Project a cell's own measurements: decode = η_mem x ceiling; prefill = η_prefill x ceiling, floored by one
+    weight read (as :func:`roofline.prefill_s`); TTFT = prefill of ``prompt_tokens`` + one decode step at that
+    context."""
+    decode = eff.eta_mem * cell.decode_ceiling_tok_s()
+    ceil = cell.prefill_ceiling_tok_s()
+    if ceil is None or cell.prompt_tokens is None:
+        return Projection(decode_tok_s=decode, prefill_tok_s=None, ttft_ms=None)
+    floor_s = cell.weight_bytes / (cell.bandwidth_gbs * 1e9 * eff.eta_mem)
+    prefill_time = max(cell.prompt_tokens / (eff.eta_prefill * ceil), floor_s)
+    step = 1.0 / (eff.eta_mem * cell.decode_ceiling_tok_s(cell.prompt_tokens))
+    return Projection(
+        decode_tok_s=decode,
+        prefill_tok_s=cell.prompt_tokens / prefill_time,
+        ttft_ms=(prefill_time + step) * 1000.0,
+    )
+
+
+def _abs_pct(projected: float | None, measured: float | None) -> float | None:
+    if projected is None or measured is None:
+        return None
+    return abs(projected - measured) / measured * 100.0
+
+
+class LooResult(BaseModel):
+    """One cell projected with η fitted on the other cells of its group (never on itself)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cell: str
+    fitted_on: int = Field(description="number of other cells η came from")
+    eta_mem: float
+    eta_prefill: float
+    measured_decode_tok_s: float
+    projected_decode_tok_s: float
+    decode_abs_pct_error: float
+    measured_prefill_tok_s: float | None = None
+    projected_prefill_tok_s: float | None = None
+    prefill_abs_pct_error: float | None = None
+    measured_ttft_ms: float | None = None
+    projected_ttft_ms: float | None = None
+    ttft_abs_pct_error: float | None = None
+
+
+def leave_one_out(cells: list[MeasuredCell]) -> list[LooResult]:
+    """For each cell, fit η on the others of its group and compare the projection with the measurement.
+
+    A cell alone in its group is skipped (nothing to fit on). The absolute percentage errors are the honest
+    error bar to quote beside a projection made with the same calibration.
+    """
+    out = []
+    for i, cell in enumerate(cells):
+        others = [c for j, c in enumerate(cells) if j != i and c.group == cell.group]
+        if not others:
+            continue
+        eff = calibrate(others)
+        proj = project_cell(cell, eff)
+        measured_prefill = cell.measured_prefill_tok_s()
+        out.append(
+            LooResult(
+                cell=cell.label,
+                fitted_on=len(others),
+                eta_mem=eff.eta_mem,
+                eta_prefill=eff.eta_prefill,
+                measured_decode_tok_s=cell.decode_tok_s,
+                projected_decode_tok_s=proj.decode_tok_s,
+                decode_abs_pct_error=_abs_pct(proj.decode_tok_s, cell.decode_tok_s) or 0.0,
+                measured_prefill_tok_s=measured_prefill,
+                projected_prefill_tok_s=proj.prefill_tok_s if measured_prefill is not None else None,
+                prefill_abs_pct_error=_abs_pct(proj.prefill_tok_s, measured_prefill),
+                measured_ttft_ms=cell.ttft_ms,
+                projected_ttft_ms=proj.ttft_ms if cell.ttft_ms is not None else None,
+                ttft_abs_pct_error=_abs_pct(proj.ttft_ms, cell.ttft_ms),
+            )
+        )
+    return out
+
+
+def median_abs_error(results: list[LooResult], metric: Literal["decode", "prefill", "ttft"] = "decode") -> float | None:
+    """Median absolute percentage error of one metric over leave-one-out results; None where none was measured."""
+    errors = [e for r in results if (e := getattr(r, f"{metric}_abs_pct_error")) is not None]
+    return statistics.median(errors) if errors else None

@@ -1,0 +1,332 @@
+"""Roofline speed projection: decode step, prefill, TTFT and users at an SLO, for tiers not at hand.
+
+Every number from this module is a PROJECTION (DESIGN.md: measured vs projected, always labelled). Its quality
+rests on the efficiencies η, which :mod:`lalo_bench.hardware.calibration` fits on measured cells; the
+:data:`DEFAULT_EFFICIENCY` table is an uncalibrated fallback and says so in ``Efficiency.source``.
+
+Decode step (one token for each of ``batch`` sequences), per device::
+
+    bytes  = active weight bytes / TP  +  batch x KV bytes for `context` tokens / TP
+    flops  = batch x (2 x active params  +  4 x kv_layers x attn_width x context)
+    t_mem  = bytes / (bandwidth x η_mem)
+    t_comp = flops / (peak x TP x η_flops)
+    t_comm = 2 all-reduces per layer of (hidden x batch x 2 bytes), ring cost 2(TP-1)/TP, plus a latency each
+    step   = max(t_mem, t_comp) + t_comm
+
+``2 x active params`` is one multiply-add per weight touched (MoE: only the routed + shared experts);
+``4 x attn_width x context`` per layer is q·K over the cached keys plus p·V over the cached values, with
+``attn_width = heads x head_dim`` (MLA, absorbed form: heads x (kv_lora_rank + rope dims) for q·K and
+heads x kv_lora_rank for p·V). Sliding-window layers attend to at most the window.
+
+Without tensor parallelism a multi-device tier splits layers (llama.cpp's ``--split-mode layer``, pipeline
+parallel): devices run one after another for a single sequence, so the step is timed on one device's bandwidth
+with all the bytes. The communication term is never overlapped with compute (vLLM's TP decode puts each
+all-reduce on the critical path).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lalo_bench.config import Architecture, ModelSpec, QuantFormat, TierSpec
+from lalo_bench.hardware.memory import active_weight_bytes, kv_bytes_for_context
+
+ALLREDUCE_LATENCY_S = 10e-6
+"""Fixed cost of one small all-reduce (launch + synchronisation). NCCL's small-message all-reduce latency is of
+the order of 10 µs within an NVLink node and more over PCIe; for decode-sized messages (KBs) this term, not the
+bandwidth term, dominates t_comm. A rule-of-thumb constant, not measured here."""
+
+ALLREDUCES_PER_LAYER = 2  # Megatron-style TP: one after attention's output projection, one after the MLP
+
+
+class Efficiency(BaseModel):
+    """Fractions of the roofline a backend reaches; ``source`` says whether they were measured or assumed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    eta_mem: float = Field(gt=0, le=1.5, description="decode: achieved / peak memory bandwidth")
+    eta_flops: float = Field(gt=0, le=1.5, description="decode compute (large batch): achieved / peak FLOPs")
+    eta_prefill: float = Field(gt=0, le=1.5, description="prefill: achieved / peak FLOPs")
+    source: str = Field(description="'default (uncalibrated): …' or 'calibrated: …' with the cells behind it")
+    calibration_id: str | None = Field(default=None, description="hash of the measured cells; None for defaults")
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration_id is not None
+
+
+def _default(eta_mem: float, eta_flops: float, eta_prefill: float, basis: str) -> Efficiency:
+    return Efficiency(
+        eta_mem=eta_mem,
+        eta_flops=eta_flops,
+        eta_prefill=eta_prefill,
+        source=f"default (uncalibrated): {basis}",
+        calibration_id=None,
+    )
+
+
+# Uncalibrated defaults, keyed by (backend family, tier kind). Rules of thumb, not measurements; a projection
+# made with them must be labelled uncalibrated. eta_flops for decode cannot be fitted from batch-1 cells (they are
+# memory-bound), so even a calibrated Efficiency inherits it from here.
+DEFAULT_EFFICIENCY: dict[tuple[str, str], Efficiency] = {
+    ("llamacpp", "gpu"): _default(
+        0.5,
+        0.3,
+        0.1,
+        "llama.cpp CUDA decode reaches roughly half of HBM/GDDR bandwidth on 7B-class models and less on small "
+        "ones (kernel-launch bound; the H200 cells in benchmarks/results/gpu measure 0.12-0.28); prefill with "
+        "quantized MMQ kernels is a small fraction of the int8 tensor peak (0.04-0.07 on the H200 at pp512)",
+    ),
+    ("llamacpp", "cpu"): _default(
+        0.7,
+        0.3,
+        0.3,
+        "llama.cpp CPU decode typically streams weights at 60-80% of a STREAM-triad bandwidth; prefill runs "
+        "AVX-512/VNNI dot products well below their nominal peak",
+    ),
+    ("vllm", "gpu"): _default(
+        0.7,
+        0.5,
+        0.5,
+        "vLLM with CUDA graphs on 7B+ models reaches ~70% of HBM bandwidth at batch 1; prefill GEMMs ~50% MFU",
+    ),
+    ("vllm", "cpu"): _default(0.5, 0.3, 0.3, "vLLM's CPU build: assumed below llama.cpp's CPU path"),
+    ("generic", "gpu"): _default(0.5, 0.3, 0.2, "unknown GPU backend: a middle-of-the-road guess"),
+    ("generic", "cpu"): _default(0.5, 0.3, 0.2, "unknown CPU backend: a middle-of-the-road guess"),
+}
+
+_BACKEND_FAMILY = {"llamacpp": "llamacpp", "llamacpp_server": "llamacpp", "vllm_server": "vllm", "vllm": "vllm"}
+
+
+def backend_family(backend_kind: str) -> str:
+    """Collapse a backend kind or id (``llamacpp_server``, ``vllm_server``, ``llamacpp-server``) to its family."""
+    key = backend_kind.replace("-", "_")
+    return _BACKEND_FAMILY.get(key, "llamacpp" if key.startswith("llamacpp") else "generic")
+
+
+def default_efficiency(backend_kind: str, tier_kind: Literal["gpu", "cpu"]) -> Efficiency:
+    """The uncalibrated default for a backend on a tier kind (labelled as such in ``source``)."""
+    return DEFAULT_EFFICIENCY[(backend_family(backend_kind), tier_kind)]
+
+
+def peak_tflops(tier: TierSpec, fmt: QuantFormat) -> float:
+    """Per-device dense tensor peak (TFLOPS or TOPS) that matmuls in ``fmt`` run at.
+
+    GGUF quantized formats compute on int8 dot products (llama.cpp's MMQ kernels on CUDA, VNNI / maddubs on
+    CPU, against int8-quantized activations), so they get ``int8_tops``; an 8-bit float format gets
+    ``fp8_tflops`` where the device has FP8 tensor cores; everything else (f16/bf16/f32, and AWQ/GPTQ int4 whose
+    kernels dequantize to fp16) gets ``fp16_tflops``. Calibration and projection must use this same rule so that
+    η absorbs any mismatch consistently.
+    """
+    if fmt.file_format == "gguf" and fmt.bits_per_weight < 16:
+        return tier.int8_tops
+    if fmt.file_format == "safetensors" and fmt.bits_per_weight == 8:
+        return tier.fp8_tflops or tier.fp16_tflops
+    return tier.fp16_tflops
+
+
+class StepBreakdown(BaseModel):
+    """One projected decode step for ``batch`` sequences, with each roofline term so a reader can see the limit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batch: int
+    context: int
+    tensor_parallel: int
+    bytes_read: float = Field(description="bytes each device reads per step")
+    flops: float = Field(description="FLOPs of the whole step, all devices together")
+    t_mem: float = Field(description="seconds")
+    t_compute: float = Field(description="seconds")
+    t_comm: float = Field(description="seconds (tensor-parallel all-reduces; 0 without TP)")
+    step_s: float = Field(description="max(t_mem, t_compute) + t_comm")
+    bound: Literal["memory", "compute"]
+    per_user_tok_s: float = Field(description="1 / step_s: each sequence's decode speed")
+    aggregate_tok_s: float = Field(description="batch / step_s")
+    efficiency_source: str
+    projected: Literal[True] = True
+
+
+def _check_tp(tier: TierSpec, tensor_parallel: int | None) -> int:
+    tp = tensor_parallel or 1
+    if tp < 1 or tp > tier.devices:
+        raise ValueError(f"tensor_parallel={tp} but tier '{tier.id}' has {tier.devices} device(s)")
+    if tp > 1 and tier.interconnect_gbs is None:
+        raise ValueError(f"tier '{tier.id}' has no interconnect_gbs for tensor parallelism")
+    return tp
+
+
+def _attn_terms(arch: Architecture) -> tuple[float, int, int, int]:
+    """(FLOPs per layer per cached token, global layers, sliding-window layers, window) for attention."""
+    if arch.attention == "none":
+        return 0.0, 0, 0, 0
+    if arch.mla is not None:
+        per_ctx = 2.0 * arch.attention_heads * (2 * arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim)
+    else:
+        per_ctx = 4.0 * arch.attention_heads * arch.head_dim
+    kv_layers = arch.kv_layers or arch.layers
+    sliding = min(arch.sliding_window_layers or 0, kv_layers) if arch.sliding_window else 0
+    return per_ctx, kv_layers - sliding, sliding, arch.sliding_window or 0
+
+
+def _attn_flops_per_token(arch: Architecture, context: int) -> float:
+    """FLOPs for one new token attending to ``context`` cached tokens, all layers (see module docstring)."""
+    per_ctx, global_layers, sliding, window = _attn_terms(arch)
+    return per_ctx * (global_layers * context + sliding * min(context, window))
+
+
+def _allreduce_s(tier: TierSpec, tp: int, layers: int, message_bytes: float) -> float:
+    if tp <= 1:
+        return 0.0
+    assert tier.interconnect_gbs is not None
+    ring = 2 * (tp - 1) / tp * message_bytes / (tier.interconnect_gbs * 1e9)
+    return layers * ALLREDUCES_PER_LAYER * (ring + ALLREDUCE_LATENCY_S)
+
+
+def decode_step_s(
+    model: ModelSpec,
+    fmt: QuantFormat,
+    tier: TierSpec,
+    batch: int = 1,
+    context: int = 0,
+    eff: Efficiency | None = None,
+    tensor_parallel: int | None = None,
+    kv_bytes: float = 2.0,
+) -> StepBreakdown:
+    """Project one decode step. ``context`` is the tokens already in each sequence's KV cache.
+
+    ``eff`` defaults to the uncalibrated llama.cpp default for the tier's kind. ``kv_bytes`` is bytes per cached
+    element (2 for an fp16 cache).
+    """
+    if batch < 1 or context < 0:
+        raise ValueError("batch must be >= 1 and context >= 0")
+    eff = eff or default_efficiency("llamacpp", tier.kind)
+    tp = _check_tp(tier, tensor_parallel)
+    arch = model.arch
+    bytes_read = (active_weight_bytes(model, fmt) + batch * kv_bytes_for_context(arch, context, kv_bytes)) / tp
+    flops = batch * (2 * arch.active_params + _attn_flops_per_token(arch, context))
+    t_mem = bytes_read / (tier.memory_bandwidth_gbs * 1e9 * eff.eta_mem)
+    t_compute = flops / (peak_tflops(tier, fmt) * 1e12 * tp * eff.eta_flops)
+    t_comm = _allreduce_s(tier, tp, arch.layers, arch.hidden_size * batch * 2.0)
+    step = max(t_mem, t_compute) + t_comm
+    return StepBreakdown(
+        batch=batch,
+        context=context,
+        tensor_parallel=tp,
+        bytes_read=bytes_read,
+        flops=flops,
+        t_mem=t_mem,
+        t_compute=t_compute,
+        t_comm=t_comm,
+        step_s=step,
+        bound="memory" if t_mem >= t_compute else "compute",
+        per_user_tok_s=1.0 / step,
+        aggregate_tok_s=batch / step,
+        efficiency_source=eff.source,
+    )
+
+
+def prefill_flops(arch: Architecture, prompt_tokens: int) -> float:
+    """2 x active params per prompt token, plus causal attention: token i attends to the i tokens before it."""
+    per_ctx, global_layers, sliding, window = _attn_terms(arch)
+    p = prompt_tokens
+    causal = p * (p - 1) / 2  # sum of i for i in 0..p-1
+    windowed = causal if p - 1 <= window else window * (window + 1) / 2 + (p - 1 - window) * window
+    return 2 * arch.active_params * p + per_ctx * (global_layers * causal + sliding * windowed)
+
+
+def prefill_s(
+    model: ModelSpec,
+    fmt: QuantFormat,
+    tier: TierSpec,
+    prompt_tokens: int,
+    eff: Efficiency | None = None,
+    tensor_parallel: int | None = None,
+) -> float:
+    """Project the time to prefill one prompt: compute-bound, floored by reading the weights once.
+
+    ``prefill_flops / (peak x TP x η_prefill)``, but never less than one pass over the active weights at
+    ``bandwidth x η_mem`` (a short prompt cannot beat a decode step), plus the TP all-reduces of
+    ``hidden x prompt_tokens x 2 bytes``.
+    """
+    if prompt_tokens < 1:
+        raise ValueError("prompt_tokens must be >= 1")
+    eff = eff or default_efficiency("llamacpp", tier.kind)
+    tp = _check_tp(tier, tensor_parallel)
+    compute = prefill_flops(model.arch, prompt_tokens) / (peak_tflops(tier, fmt) * 1e12 * tp * eff.eta_prefill)
+    floor = active_weight_bytes(model, fmt) / tp / (tier.memory_bandwidth_gbs * 1e9 * eff.eta_mem)
+    comm = _allreduce_s(tier, tp, model.arch.layers, model.arch.hidden_size * prompt_tokens * 2.0)
+    return max(compute, floor) + comm
+
+
+def ttft_ms(
+    model: ModelSpec,
+    fmt: QuantFormat,
+    tier: TierSpec,
+    prompt_tokens: int,
+    eff: Efficiency | None = None,
+    tensor_parallel: int | None = None,
+) -> float:
+    """Projected time to first token for a lone request: prefill plus one decode step at the prompt's context."""
+    step = decode_step_s(model, fmt, tier, 1, prompt_tokens, eff, tensor_parallel).step_s
+    return (prefill_s(model, fmt, tier, prompt_tokens, eff, tensor_parallel) + step) * 1000.0
+
+
+def users_at_slo(
+    model: ModelSpec,
+    fmt: QuantFormat,
+    tier: TierSpec,
+    eff: Efficiency | None,
+    ttft_ms_max: float,
+    itl_ms_max: float,
+    prompt_tokens: int,
+    context: int,
+    tensor_parallel: int | None = None,
+    max_batch: int = 4096,
+) -> int:
+    """Largest number of concurrent users (decode batch) that meets both latency objectives; 0 if none does.
+
+    Simple, deliberately conservative model:
+
+    * ITL: a decode step at batch B with every sequence at ``context`` cached tokens must take <= ``itl_ms_max``.
+    * TTFT: the worst case is a burst — all B users submit at once and prefills run one after another (as in
+      llama.cpp's server without chunked prefill), so the last request waits B prefills and then one decode step
+      at batch B: ``B x prefill_s(prompt) + step_s(B)`` <= ``ttft_ms_max``.
+
+    Both sides grow with B, so the answer is found by bisection. KV-cache memory is not checked here (the memory
+    side of the sizing caps B separately).
+    """
+
+    def ok(b: int) -> bool:
+        step = decode_step_s(model, fmt, tier, b, context, eff, tensor_parallel).step_s
+        if step * 1000.0 > itl_ms_max:
+            return False
+        return (b * pf + step) * 1000.0 <= ttft_ms_max
+
+    pf = prefill_s(model, fmt, tier, prompt_tokens, eff, tensor_parallel)
+    if not ok(1):
+        return 0
+    lo, hi = 1, max_batch
+    if ok(hi):
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def bandwidth_ceiling_tok_s(
+    model: ModelSpec, fmt: QuantFormat, tier_bandwidth_gbs: float, context: int = 0, kv_bytes: float = 2.0
+) -> float:
+    """Batch-1 decode tok/s if every byte moved at full bandwidth (η = 1): the roofline a measured cell is held to."""
+    per_token = active_weight_bytes(model, fmt) + kv_bytes_for_context(model.arch, context, kv_bytes)
+    return tier_bandwidth_gbs * 1e9 / per_token
+
+
+def roofline_pct(measured_decode_tok_s: float, ceiling: float) -> float:
+    """A measured decode speed as a percentage of its bandwidth-bound ceiling (100 = at the roofline)."""
+    if ceiling <= 0 or not math.isfinite(ceiling):
+        raise ValueError("ceiling must be a positive, finite tok/s")
+    return 100.0 * measured_decode_tok_s / ceiling
