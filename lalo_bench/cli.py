@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from lalo_bench.cli_hardware import project
 from lalo_bench.cli_load import import_results, launch, loadtest
 from lalo_bench.config import Catalog, load_catalog
 from lalo_bench.console import err, out, print_frame
@@ -320,6 +321,7 @@ def catalog_tiers(catalog: CatalogOpt = None) -> None:
 app.command()(loadtest)
 app.command("import")(import_results)
 app.command()(launch)
+app.command()(project)
 
 
 def main() -> None:

@@ -1,0 +1,62 @@
+"""``lalo-bench project``: fit, memory and projected speed of a model on a hardware tier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pandas as pd
+import typer
+
+from lalo_bench.console import out, print_frame
+
+
+def project(
+    model: Annotated[str, typer.Option(help="Catalog model id, e.g. hermes-4-70b.")],
+    tier: Annotated[
+        str, typer.Option(help="Tier id: cpu-local, minimal, small, medium, large, enterprise, h100, h200.")
+    ],
+    quant: Annotated[
+        str | None, typer.Option(help="Quantization (default: the tier's usual one for the model).")
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help="Backend id (default: follows the quant's format).")] = None,
+    users: Annotated[int, typer.Option(help="Concurrent users decoding at once.")] = 1,
+    context: Annotated[int, typer.Option(help="Context tokens per user.")] = 4096,
+    prompt_tokens: Annotated[int, typer.Option(help="Prompt length for TTFT.")] = 512,
+    slo_ttft_ms: Annotated[float, typer.Option(help="TTFT objective for 'users at SLO'.")] = 2000.0,
+    slo_itl_ms: Annotated[float, typer.Option(help="ITL objective for 'users at SLO'.")] = 100.0,
+    format: Annotated[Literal["table", "json"], typer.Option("--format", help="table or json.")] = "table",
+    catalog: Annotated[Path | None, typer.Option(help="Catalog YAML (default: shipped).")] = None,
+) -> None:
+    """Does it fit, how fast, how many users: a projection from the memory model and the roofline."""
+    from lalo_bench.config import load_catalog
+    from lalo_bench.hardware.projection import project as run_projection
+
+    p = run_projection(
+        load_catalog(catalog), model, tier, quant, backend, users, context, prompt_tokens, slo_ttft_ms, slo_itl_ms
+    )
+    if format == "json":
+        out.print_json(p.model_dump_json())
+        return
+    m = p.memory
+    verdict = "[green]fits[/]" if p.fits else "[red]does not fit[/]"
+    out.print(f"{p.model}:{p.quant} on {p.backend} · tier {p.tier} · {verdict} (projected, not measured)")
+    rows = [
+        ("weights", m.weights_gb),
+        (f"KV cache ({p.users} user(s) × {p.context_tokens} tokens)", m.kv_cache_gb),
+        ("runtime overhead", m.overhead_gb),
+        ("required", m.required_gb),
+        (f"available ({m.devices_used} device(s){', with RAM offload' if m.offload_gb else ''})", m.available_gb),
+        ("margin", m.margin_gb),
+    ]
+    print_frame(pd.DataFrame(rows, columns=["memory", "GB"]), "memory")
+    if p.decode_tok_s is not None:
+        speed = [
+            ("decode tok/s per user", p.decode_tok_s),
+            ("decode tok/s, all users", p.aggregate_tok_s),
+            (f"TTFT ms ({p.prompt_tokens}-token prompt)", p.ttft_ms),
+            (f"users within TTFT ≤ {p.slo_ttft_ms:g} ms and ITL ≤ {p.slo_itl_ms:g} ms", float(p.users_at_slo or 0)),
+        ]
+        print_frame(pd.DataFrame(speed, columns=["speed", "projected"]), f"speed ({p.bound}-bound decode)")
+    for note in p.notes:
+        out.print(f"· {note}", highlight=False)

@@ -1,0 +1,43 @@
+"""`lalo-bench project`: fit, memory and projected speed, always labelled as a projection."""
+
+from __future__ import annotations
+
+import json
+
+from lalo_bench.config import Catalog
+from lalo_bench.hardware.memory import max_users
+from lalo_bench.hardware.projection import PLAN_TIERS, plan_table, project
+from tests.conftest import run_cli
+
+
+def test_deepseek_v3_fits_none_of_the_plans_tiers_and_the_notes_say_why(catalog: Catalog) -> None:
+    rows = [p for p in plan_table(catalog) if p.model == "deepseek-v3"]
+    assert [p.tier for p in rows] == list(PLAN_TIERS)
+    assert not any(p.fits for p in rows)
+    assert all(p.decode_tok_s is None and p.measured is False for p in rows)
+    assert all(any("671 GB" in n for n in p.notes) for p in rows)
+
+
+def test_a_fitting_model_gets_speed_and_users_within_memory(catalog: Catalog) -> None:
+    p = project(catalog, "hermes-4-70b", "h200", users=4, context_tokens=4096)
+    assert p.fits and p.decode_tok_s and p.decode_tok_s > 0 and p.ttft_ms and p.ttft_ms > 0
+    assert p.aggregate_tok_s is not None and abs(p.aggregate_tok_s - 4 * p.decode_tok_s) < 1e-6
+    assert p.users_at_slo is not None
+    assert p.users_at_slo <= max_users(catalog, "hermes-4-70b", p.quant, p.backend, "h200", 4096)
+    assert not p.efficiency.calibrated and any("uncalibrated" in n for n in p.notes)
+    more = project(catalog, "hermes-4-70b", "h200", users=16, context_tokens=4096)
+    assert more.decode_tok_s is not None and more.decode_tok_s < p.decode_tok_s  # batching shares the bandwidth
+
+
+def test_cli_json_has_the_documented_fields() -> None:
+    proc = run_cli("project", "--model", "lfm2-1.2b", "--tier", "cpu-local", "--users", "2", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    for key in ("fits", "memory_required_gb", "memory_available_gb", "decode_tok_s", "ttft_ms", "measured"):
+        assert key in data
+    assert data["fits"] is True and data["measured"] is False and data["decode_tok_s"] > 0
+
+
+def test_cli_unknown_model_is_one_line() -> None:
+    proc = run_cli("project", "--model", "nope", "--tier", "h100")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "unknown model" in proc.stderr
