@@ -80,3 +80,7 @@ class CellResult(BaseModel):
     load_s: float
     wall_s: float
     runtime: dict[str, str] = Field(default_factory=dict, description="backend versions and settings, as params")
+    roofline_ceiling_tok_s: float | None = Field(
+        default=None, description="decode tok/s if every token read the weights file at the measured STREAM bandwidth"
+    )
+    roofline_pct: float | None = Field(default=None, description="decode_tok_s as a percentage of that ceiling")

@@ -24,7 +24,7 @@ from lalo_bench.config import Catalog, SweepSpec, SweepSuite, load_sweep
 from lalo_bench.errors import ConfigError, LaloError
 from lalo_bench.models import quantize, store
 from lalo_bench.models.store import ByteProgress
-from lalo_bench.results import Cell, ItemRecord
+from lalo_bench.results import Cell, CellResult, ItemRecord
 from lalo_bench.runner import CellJob, run_cell_isolated
 from lalo_bench.suites import ORACLES, get_suite, suite_ids
 from lalo_bench.tracking import Tracker
@@ -117,6 +117,9 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
     sweep = tracker.start_sweep(
         spec.name, sweep_key(spec), {"sweep": spec.name, "tier": spec.tier, "cells": str(len(cells))}, spec_yaml, new
     )
+    bandwidth_gbs = _stream_bandwidth(catalog, spec.tier, console)
+    if bandwidth_gbs is not None:
+        tracker.tag_sweep(sweep, "lalo.stream_triad_gbs", f"{bandwidth_gbs:.2f}")
     retired = tracker.retire_unfinished(sweep.run_id) if sweep.resumed else 0
     done = tracker.finished_cells(sweep.run_id) if sweep.resumed else {}
     if sweep.resumed:
@@ -181,6 +184,7 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
                 console.print(f"[red]failed[/] {escape(cell.label)}: {escape(str(exc))}")
                 failed += 1
             else:
+                result = _with_roofline(result, bandwidth_gbs, weight_params.get("weights_bytes"))
                 tracker.finish_cell(run_id, result)
                 ran += 1
                 console.print(
@@ -193,6 +197,29 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
     return SweepOutcome(
         sweep.run_id, sweep.resumed, ran, skipped, failed, retired, results_table(tracker, sweep.run_id)
     )
+
+
+def _stream_bandwidth(catalog: Catalog, tier_id: str, console: Console) -> float | None:
+    """This machine's memory bandwidth (STREAM triad), measured once per sweep on a CPU tier — the tier at hand."""
+    if catalog.tier(tier_id).kind != "cpu":
+        return None
+    from lalo_bench.hardware.stream import measure_triad
+
+    result = measure_triad()
+    console.print(f"memory bandwidth (STREAM triad): {result.gbs:.1f} GB/s")
+    return result.gbs
+
+
+def _with_roofline(result: CellResult, bandwidth_gbs: float | None, weights_bytes: str | None) -> CellResult:
+    """Decode speed against the bandwidth-bound ceiling: every decoded token reads the whole weights file once.
+
+    (The KV cache read is left out: at these contexts it is under 1% of a weights pass.)
+    """
+    decode = result.latency.decode_tok_s
+    if bandwidth_gbs is None or not weights_bytes or not decode:
+        return result
+    ceiling = bandwidth_gbs * 1e9 / int(weights_bytes)
+    return result.model_copy(update={"roofline_ceiling_tok_s": ceiling, "roofline_pct": 100.0 * decode / ceiling})
 
 
 def _weights(catalog: Catalog, cell: Cell, on_bytes: ByteProgress) -> tuple[str | None, dict[str, str]]:

@@ -123,6 +123,10 @@ class Tracker:
         self.client.log_text(run_id, spec_yaml, "sweep.yaml")
         return SweepRun(run_id, self.experiment_id, resumed=False)
 
+    def tag_sweep(self, sweep: SweepRun, key: str, value: str) -> None:
+        """A fact about this run of the sweep (a tag, so a resumed sweep may record it again)."""
+        self.client.set_tag(sweep.run_id, key, value)
+
     def finish_sweep(self, sweep: SweepRun, failed_cells: int) -> None:
         self.client.set_tag(sweep.run_id, "lalo.failed_cells", str(failed_cells))
         self.client.set_terminated(sweep.run_id, "FINISHED")
@@ -185,6 +189,8 @@ class Tracker:
             "items": float(len(result.records)),
             "load_s": result.load_s,
             "wall_s": result.wall_s,
+            "roofline_ceiling_tok_s": result.roofline_ceiling_tok_s,
+            "roofline_pct": result.roofline_pct,
             **{f"suite.{k}": v for k, v in result.suite_metrics.items()},
         }
         now = int(time.time() * 1000)

@@ -70,6 +70,11 @@ def test_sweep_logs_the_schema(tmp_path: Path, store_uri: str, smollm2: Path, ca
         assert metric in frame.columns and row[metric] == row[metric], metric  # present and not NaN
     assert 0.0 <= row["quality"] <= 1.0
     assert row["decode_tok_s"] > 0 and row["ttft_ms_p50"] > 0 and row["peak_rss_mb"] > 50
+    # measured against this machine's STREAM bandwidth: decode cannot beat reading the weights once per token
+    assert 0 < row["roofline_pct"] <= 100
+    weights = int(tracker.client.get_run(row["run_id"]).data.params["weights_bytes"])
+    triad = float(tracker.client.get_run(sweep_id).data.tags["lalo.stream_triad_gbs"])
+    assert row["roofline_ceiling_tok_s"] == pytest.approx(triad * 1e9 / weights, rel=1e-3)
 
     run = tracker.client.get_run(row["run_id"])
     assert run.data.tags["lalo.measured"] == "true"

@@ -11,7 +11,13 @@ Decode step (one token for each of ``batch`` sequences), per device::
     t_mem  = bytes / (bandwidth x η_mem)
     t_comp = flops / (peak x TP x η_flops)
     t_comm = 2 all-reduces per layer of (hidden x batch x 2 bytes), ring cost 2(TP-1)/TP, plus a latency each
-    step   = max(t_mem, t_comp) + t_comm
+    t_over = layers x step_overhead_per_layer_s
+    step   = max(t_mem, t_comp) + t_comm + t_over
+
+``t_over`` is the fixed cost of a forward pass that does not scale with bytes or FLOPs: kernel launches and
+synchronisation between ops (GPU), thread barriers between ops (CPU), sampling. It is why a small model reaches a
+lower fraction of the bandwidth than a large one; it is counted per layer because the number of ops (launches,
+barriers) grows with the layers. Prefill pays its own ``layers x prefill_overhead_per_layer_s`` once per prompt.
 
 ``2 x active params`` is one multiply-add per weight touched (MoE: only the routed + shared experts);
 ``4 x attn_width x context`` per layer is q·K over the cached keys plus p·V over the cached values, with
@@ -50,6 +56,12 @@ class Efficiency(BaseModel):
     eta_mem: float = Field(gt=0, le=1.5, description="decode: achieved / peak memory bandwidth")
     eta_flops: float = Field(gt=0, le=1.5, description="decode compute (large batch): achieved / peak FLOPs")
     eta_prefill: float = Field(gt=0, le=1.5, description="prefill: achieved / peak FLOPs")
+    step_overhead_per_layer_s: float = Field(
+        default=0.0, ge=0, description="decode: fixed seconds per layer per step (launches, syncs, sampling)"
+    )
+    prefill_overhead_per_layer_s: float = Field(
+        default=0.0, ge=0, description="prefill: fixed seconds per layer per prompt, on top of the FLOPs term"
+    )
     source: str = Field(description="'default (uncalibrated): …' or 'calibrated: …' with the cells behind it")
     calibration_id: str | None = Field(default=None, description="hash of the measured cells; None for defaults")
 
@@ -58,11 +70,20 @@ class Efficiency(BaseModel):
         return self.calibration_id is not None
 
 
-def _default(eta_mem: float, eta_flops: float, eta_prefill: float, basis: str) -> Efficiency:
+def _default(
+    eta_mem: float,
+    eta_flops: float,
+    eta_prefill: float,
+    basis: str,
+    step_overhead_per_layer_s: float = 0.0,
+    prefill_overhead_per_layer_s: float = 0.0,
+) -> Efficiency:
     return Efficiency(
         eta_mem=eta_mem,
         eta_flops=eta_flops,
         eta_prefill=eta_prefill,
+        step_overhead_per_layer_s=step_overhead_per_layer_s,
+        prefill_overhead_per_layer_s=prefill_overhead_per_layer_s,
         source=f"default (uncalibrated): {basis}",
         calibration_id=None,
     )
@@ -70,28 +91,35 @@ def _default(eta_mem: float, eta_flops: float, eta_prefill: float, basis: str) -
 
 # Uncalibrated defaults, keyed by (backend family, tier kind). Rules of thumb, not measurements; a projection
 # made with them must be labelled uncalibrated. eta_flops for decode cannot be fitted from batch-1 cells (they are
-# memory-bound), so even a calibrated Efficiency inherits it from here.
+# memory-bound), so even a calibrated Efficiency inherits it from here. The per-layer overheads are guesses too
+# (positional arguments 5 and 6: decode step, prefill); each basis says where the number comes from.
 DEFAULT_EFFICIENCY: dict[tuple[str, str], Efficiency] = {
     ("llamacpp", "gpu"): _default(
-        0.5,
+        0.4,
         0.3,
         0.1,
-        "llama.cpp CUDA decode reaches roughly half of HBM/GDDR bandwidth on 7B-class models and less on small "
-        "ones (kernel-launch bound; the H200 cells in benchmarks/results/gpu measure 0.12-0.28); prefill with "
-        "quantized MMQ kernels is a small fraction of the int8 tensor peak (0.04-0.07 on the H200 at pp512)",
+        "llama.cpp CUDA decode: ~40% of HBM/GDDR bandwidth plus ~40 us per layer per step of launches and syncs "
+        "(~8-10 kernels per layer at ~5 us; a two-model fit of the H200 cells in benchmarks/results/gpu gave "
+        "eta 0.39 and 48 us/layer); prefill with quantized MMQ kernels is a small fraction of the int8 tensor peak "
+        "(0.04-0.07 on the H200 at pp512), no separate prefill overhead assumed",
+        40e-6,
     ),
     ("llamacpp", "cpu"): _default(
         0.7,
         0.3,
         0.3,
-        "llama.cpp CPU decode typically streams weights at 60-80% of a STREAM-triad bandwidth; prefill runs "
-        "AVX-512/VNNI dot products well below their nominal peak",
+        "llama.cpp CPU decode typically streams weights at 60-80% of a STREAM-triad bandwidth, plus ~20 us per "
+        "layer per step of thread barriers between ops (guess); prefill runs AVX-512/VNNI dot products well "
+        "below their nominal peak",
+        20e-6,
     ),
     ("vllm", "gpu"): _default(
         0.7,
         0.5,
         0.5,
-        "vLLM with CUDA graphs on 7B+ models reaches ~70% of HBM bandwidth at batch 1; prefill GEMMs ~50% MFU",
+        "vLLM with CUDA graphs on 7B+ models reaches ~70% of HBM bandwidth at batch 1, with ~5 us per layer per "
+        "step left after graph replay (guess); prefill GEMMs ~50% MFU",
+        5e-6,
     ),
     ("vllm", "cpu"): _default(0.5, 0.3, 0.3, "vLLM's CPU build: assumed below llama.cpp's CPU path"),
     ("generic", "gpu"): _default(0.5, 0.3, 0.2, "unknown GPU backend: a middle-of-the-road guess"),
@@ -141,7 +169,8 @@ class StepBreakdown(BaseModel):
     t_mem: float = Field(description="seconds")
     t_compute: float = Field(description="seconds")
     t_comm: float = Field(description="seconds (tensor-parallel all-reduces; 0 without TP)")
-    step_s: float = Field(description="max(t_mem, t_compute) + t_comm")
+    t_overhead: float = Field(default=0.0, description="seconds: layers x Efficiency.step_overhead_per_layer_s")
+    step_s: float = Field(description="max(t_mem, t_compute) + t_comm + t_overhead")
     bound: Literal["memory", "compute"]
     per_user_tok_s: float = Field(description="1 / step_s: each sequence's decode speed")
     aggregate_tok_s: float = Field(description="batch / step_s")
@@ -210,7 +239,8 @@ def decode_step_s(
     t_mem = bytes_read / (tier.memory_bandwidth_gbs * 1e9 * eff.eta_mem)
     t_compute = flops / (peak_tflops(tier, fmt) * 1e12 * tp * eff.eta_flops)
     t_comm = _allreduce_s(tier, tp, arch.layers, arch.hidden_size * batch * 2.0)
-    step = max(t_mem, t_compute) + t_comm
+    t_overhead = arch.layers * eff.step_overhead_per_layer_s
+    step = max(t_mem, t_compute) + t_comm + t_overhead
     return StepBreakdown(
         batch=batch,
         context=context,
@@ -220,6 +250,7 @@ def decode_step_s(
         t_mem=t_mem,
         t_compute=t_compute,
         t_comm=t_comm,
+        t_overhead=t_overhead,
         step_s=step,
         bound="memory" if t_mem >= t_compute else "compute",
         per_user_tok_s=1.0 / step,
@@ -249,7 +280,9 @@ def prefill_s(
 
     ``prefill_flops / (peak x TP x η_prefill)``, but never less than one pass over the active weights at
     ``bandwidth x η_mem`` (a short prompt cannot beat a decode step), plus the TP all-reduces of
-    ``hidden x prompt_tokens x 2 bytes``.
+    ``hidden x prompt_tokens x 2 bytes``, plus ``layers x prefill_overhead_per_layer_s`` (one forward pass's
+    fixed cost; llama.cpp runs one pass per ``n_ubatch`` tokens, which the calibrated figure absorbs for the
+    prompt lengths it was fitted on).
     """
     if prompt_tokens < 1:
         raise ValueError("prompt_tokens must be >= 1")
@@ -258,7 +291,7 @@ def prefill_s(
     compute = prefill_flops(model.arch, prompt_tokens) / (peak_tflops(tier, fmt) * 1e12 * tp * eff.eta_prefill)
     floor = active_weight_bytes(model, fmt) / tp / (tier.memory_bandwidth_gbs * 1e9 * eff.eta_mem)
     comm = _allreduce_s(tier, tp, model.arch.layers, model.arch.hidden_size * prompt_tokens * 2.0)
-    return max(compute, floor) + comm
+    return max(compute, floor) + comm + model.arch.layers * eff.prefill_overhead_per_layer_s
 
 
 def ttft_ms(
