@@ -60,3 +60,53 @@ def project(
         print_frame(pd.DataFrame(speed, columns=["speed", "projected"]), f"speed ({p.bound}-bound decode)")
     for note in p.notes:
         out.print(f"· {note}", highlight=False)
+
+
+def project_sweep(
+    tiers: Annotated[
+        str, typer.Option(help="Target tiers, comma-separated.")
+    ] = "minimal,small,medium,large,enterprise,h100,h200",
+    sweep_id: Annotated[str | None, typer.Option("--sweep", help="Sweep run id (default: the latest sweep).")] = None,
+    name: Annotated[str | None, typer.Option(help="Latest sweep with this name.")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment.")] = "lalo-bench",
+    calibrate: Annotated[
+        bool, typer.Option(help="Calibrate on the measured cells shipped in benchmarks/results.")
+    ] = True,
+) -> None:
+    """Project a sweep's measured cells onto tiers not at hand; logged as projected cells (lalo.measured=false)."""
+    from lalo_bench.config import load_catalog
+    from lalo_bench.errors import LaloError
+    from lalo_bench.hardware.project_sweep import default_calibration, project_cells
+    from lalo_bench.tracking import Tracker
+
+    catalog = load_catalog()
+    targets = [t.strip() for t in tiers.split(",") if t.strip()]
+    for t in targets:
+        catalog.tier(t)
+    tracker = Tracker(experiment)
+    sweep = sweep_id or tracker.latest_sweep_id(name)
+    if sweep is None:
+        raise LaloError("no sweep found: run `lalo-bench sweep --config …` first, or pass --sweep RUN_ID")
+    measured = tracker.cells_frame(sweep)
+    if measured.empty:
+        raise LaloError(f"sweep {sweep} has no finished cells to project")
+    calibration = default_calibration() if calibrate else None
+    cells = project_cells(catalog, measured, targets, calibration)
+    tracker.log_projected_cells(sweep, cells)
+    rows = [
+        {
+            "tier": c.tier,
+            "model": c.model,
+            "quant": c.quant,
+            "suite": c.suite_label,
+            "fits": "yes" if c.projection.fits else "no",
+            "required GB": c.projection.memory_required_gb,
+            "decode tok/s": c.projection.decode_tok_s,
+            "TTFT ms": c.projection.ttft_ms,
+            "± %": c.expected_error_pct,
+            "quality (measured)": c.quality,
+        }
+        for c in cells
+    ]
+    print_frame(pd.DataFrame(rows), f"projected cells of sweep {sweep} (not measured)")
+    out.print(f"logged {len(cells)} projected cell(s) to MLflow (lalo.kind=projected_cell, lalo.measured=false)")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lalo_bench.hardware.project_sweep import ProjectedCell
 from lalo_bench.measure.load.schemas import LoadReport, flat_metrics
 from lalo_bench.results import Cell, CellResult
 
@@ -204,6 +205,66 @@ class Tracker:
     def fail_cell(self, run_id: str, message: str) -> None:
         self.client.set_tag(run_id, "lalo.error", message[:5000])
         self.client.set_terminated(run_id, "FAILED")
+
+    # ------------------------------------------------------------ projected cells
+
+    def log_projected_cells(self, sweep_id: str, cells: list[ProjectedCell]) -> int:
+        """Projected cells as children of the sweep: ``lalo.kind=projected_cell``, ``lalo.measured=false``.
+
+        Tags name the measured run the quality came from and the calibration the speed came from, with its
+        expected error. A kind of their own keeps them out of the sweep's resume bookkeeping.
+        """
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for c in cells:
+            p = c.projection
+            tags = {
+                "mlflow.parentRunId": sweep_id,
+                "lalo.kind": "projected_cell",
+                "lalo.measured": "false",
+                "lalo.projected_from": c.measured_run_id,
+                "lalo.quality_source": f"measured run {c.measured_run_id} (same model, quant and suite)",
+                "lalo.calibration_id": c.calibration_id or "uncalibrated",
+                "lalo.efficiency_source": p.efficiency.source[:5000],
+            }
+            name = f"{c.model}:{c.quant}/{c.backend}/{c.suite_label}@{c.tier} (projected)"
+            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+            params = {
+                "model": c.model, "quant": c.quant, "backend": c.backend, "tier": c.tier, "suite": c.suite,
+                "suite_label": c.suite_label, "fits": str(p.fits), "notes": " | ".join(p.notes),
+            }  # fmt: skip
+            values = {
+                "quality": c.quality,
+                "fits": float(p.fits),
+                "memory_required_gb": p.memory_required_gb,
+                "memory_available_gb": p.memory_available_gb,
+                "decode_tok_s": p.decode_tok_s,
+                "ttft_ms_p50": p.ttft_ms,
+                "users_at_slo": float(p.users_at_slo) if p.users_at_slo is not None else None,
+                "expected_error_pct": c.expected_error_pct,
+            }
+            metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
+            self.client.log_batch(run_id, metrics=metrics, params=_params(params))
+            self.client.set_terminated(run_id, "FINISHED")
+        return len(cells)
+
+    def projected_cells_frame(self, sweep_id: str) -> pd.DataFrame:
+        """The projected cells of a sweep (never mixed into :meth:`cells_frame`)."""
+        flt = f"tags.`mlflow.parentRunId` = '{sweep_id}' AND tags.`lalo.kind` = 'projected_cell'"
+        runs = self.client.search_runs([self.experiment_id], filter_string=flt, max_results=10000)
+        rows = [
+            {
+                "run_id": r.info.run_id,
+                "measured": False,
+                "projected_from": r.data.tags.get("lalo.projected_from"),
+                "calibration_id": r.data.tags.get("lalo.calibration_id"),
+                **r.data.params,
+                **r.data.metrics,
+            }
+            for r in runs
+        ]
+        return pd.DataFrame(rows)
 
     # ------------------------------------------------------------ load tests
 
