@@ -2,10 +2,17 @@
 
 A measured cell is self-contained: it carries the numbers its own roofline needs (bytes per token, architecture,
 bandwidth and peak of the hardware it ran on), so cells from llama-bench files, from the sweep's MLflow runs or
-typed in by hand are treated alike. η for decode is ``measured tok/s / bandwidth ceiling``; η for prefill is
-``measured prompt tok/s / compute ceiling``; each is the median over the cells of one backend family on one
-device kind, so one odd cell cannot drag the fit. The decode-compute η (large batches) cannot be fitted from
-batch-1 cells, which are memory-bound, so it stays at the default and ``Efficiency.source`` says so.
+typed in by hand are treated alike. Calibration is per backend family on one device kind.
+
+Decode: a measured step time ``1 / tok/s`` is modelled as ``ideal / η_mem + layers x overhead``, where ``ideal``
+is the step at the bandwidth ceiling (η = 1) and ``overhead`` the fixed cost per layer (launches, syncs, barriers)
+that makes small models reach a lower fraction of the bandwidth. Prefill likewise: ``prompt / compute ceiling / η
++ layers x prefill overhead``. Both pairs are fitted by least squares on *relative* residuals (the figure of merit
+is a percentage error, so a fast cell must not count for less than a slow one), with the overhead held >= 0. With
+a single cell, or cells whose ideal time and layer count are proportional (one model shape only), the two cannot
+be told apart and the fit falls back to η alone — the median of measured / ceiling, so one odd cell cannot drag
+it. The decode-compute η (large batches) cannot be fitted from batch-1 cells, which are memory-bound, so it stays
+at the default and ``Efficiency.source`` says so.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ import hashlib
 import json
 import re
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +39,7 @@ from lalo_bench.hardware.roofline import (
 )
 
 H200_LLAMA_BENCH = Path("benchmarks/results/gpu/20261126-h200/llama-bench.json")
+CPU_CELLS = Path("benchmarks/results/cpu_cells.json")
 
 
 class MeasuredCell(BaseModel):
@@ -249,14 +258,137 @@ def cells_from_llama_bench(
     return cells
 
 
+def cells_from_cpu_json(
+    path: str | Path = CPU_CELLS,
+    catalog: Catalog | None = None,
+    bytes_per_token: Literal["catalog", "file"] = "catalog",
+) -> list[MeasuredCell]:
+    """Cells from ``benchmarks/results/cpu_cells.json`` (written by ``benchmarks/export_cpu_cells.py``).
+
+    The file holds measurements only; architecture comes from the catalog and the bandwidth is the STREAM triad
+    recorded in the file. Bytes per token are the catalog's (``params x bits / 8``, the rule the projection uses,
+    so η absorbs its bias consistently) unless ``bytes_per_token="file"``, which takes the GGUF size the runs
+    logged (closer to the bytes really read for tiny models, whose embeddings stay at a wider type).
+    """
+    path = Path(path)
+    catalog = catalog or load_catalog()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    bandwidth = float(data["bandwidth"]["triad_gbs"])
+    cells = []
+    for row in data["cells"]:
+        model = catalog.model(row["model"])
+        cells.append(
+            cell_from_measurement(
+                model,
+                catalog.quant_formats[row["quant"]],
+                row["quant"],
+                row["backend"],
+                catalog.tier(row["tier"]),
+                float(row["decode_tok_s"]),
+                source=f"{path} runs {','.join(r[:8] for r in row['run_ids'])} ({', '.join(row['dates'])})",
+                bandwidth_gbs=bandwidth,
+                prefill_tok_s=row.get("prefill_tok_s"),
+                ttft_ms=row.get("ttft_ms"),
+                prompt_tokens=row.get("prompt_tokens"),
+                decode_context=float(row.get("decode_context") or 0),
+            )
+        )
+        if bytes_per_token == "file":
+            if not row.get("weights_bytes"):
+                raise ValueError(f"{row['model']}/{row['quant']}: no weights_bytes in {path}")
+            cells[-1] = cells[-1].model_copy(update={"weight_bytes": float(row["weights_bytes"])})
+    return cells
+
+
 def calibration_id(cells: list[MeasuredCell]) -> str:
     """A short stable hash of the cells, so a projection can cite exactly which measurements it came from."""
     blob = json.dumps(sorted(c.model_dump_json() for c in cells)).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def calibrate(cells: list[MeasuredCell]) -> Efficiency:
-    """Fit η for one backend family on one device kind: medians of measured / ceiling over the cells."""
+class OverheadFit(NamedTuple):
+    """η and a fixed per-layer cost fitted on measured times; ``method`` says whether the overhead was fitted."""
+
+    eta: float
+    overhead_per_layer_s: float
+    method: Literal["least squares", "eta only"]
+    cells: int
+
+    def describe(self) -> str:
+        if self.method == "eta only":
+            return f"eta {self.eta:.3g} (median of {self.cells}, no overhead)"
+        return f"eta {self.eta:.3g} + {self.overhead_per_layer_s * 1e6:.3g} us/layer (least squares, {self.cells})"
+
+
+MAX_ETA = 1.5  # Efficiency's bound: a fit beyond it is not physical, so it falls back to η alone
+_DEGENERATE = 1e-6  # 1 - cos² of the two regressors below which they are treated as proportional
+
+
+def fit_eta_overhead(
+    ideal_s: Sequence[float], layers: Sequence[float], measured_s: Sequence[float], fit_overhead: bool = True
+) -> OverheadFit:
+    """Fit ``measured ≈ ideal / η + layers x overhead`` (overhead >= 0) by least squares on relative residuals.
+
+    ``ideal_s`` is each cell's time at the roofline (η = 1). Dividing each row by its measured time makes the
+    residuals relative, which is what the leave-one-out error measures. Falls back to η alone (median of
+    ideal / measured, overhead 0) with fewer than two cells, when ideal time and layers are proportional over the
+    cells (the two terms cannot be separated), when the unconstrained overhead comes out negative (the
+    non-negativity bound is active) or when η would leave (0, 1.5].
+    """
+    if not (len(ideal_s) == len(layers) == len(measured_s)) or not measured_s:
+        raise ValueError("need the same, non-zero number of ideal times, layer counts and measured times")
+    median_eta = statistics.median(i / m for i, m in zip(ideal_s, measured_s, strict=True))
+    fallback = OverheadFit(median_eta, 0.0, "eta only", len(measured_s))
+    if not fit_overhead or len(measured_s) < 2:
+        return fallback
+    u = [i / m for i, m in zip(ideal_s, measured_s, strict=True)]
+    v = [n / m for n, m in zip(layers, measured_s, strict=True)]
+    suu, svv, suv = sum(x * x for x in u), sum(x * x for x in v), sum(x * y for x, y in zip(u, v, strict=True))
+    det = suu * svv - suv * suv
+    if det <= _DEGENERATE * suu * svv:
+        return fallback
+    su, sv = sum(u), sum(v)
+    inv_eta = (su * svv - sv * suv) / det
+    overhead = (suu * sv - suv * su) / det
+    if overhead < 0 or inv_eta <= 1 / MAX_ETA:
+        return fallback
+    return OverheadFit(1 / inv_eta, overhead, "least squares", len(measured_s))
+
+
+def fit_decode(cells: Sequence[MeasuredCell], fit_overhead: bool = True) -> OverheadFit:
+    """(η_mem, step overhead per layer) from the cells' decode step times."""
+    return fit_eta_overhead(
+        [1.0 / c.decode_ceiling_tok_s() for c in cells],
+        [c.arch.layers for c in cells],
+        [1.0 / c.decode_tok_s for c in cells],
+        fit_overhead,
+    )
+
+
+def fit_prefill(cells: Sequence[MeasuredCell], fit_overhead: bool = True) -> OverheadFit | None:
+    """(η_prefill, prefill overhead per layer) from the cells' prompt times; None where no prefill was measured.
+
+    The weight-read floor of :func:`roofline.prefill_s` is left out of the fit: the measured prompts (hundreds of
+    tokens) are compute-bound at any plausible η.
+    """
+    rows = [
+        (c.prompt_tokens / ceil, c.arch.layers, c.prompt_tokens / m)
+        for c in cells
+        if c.prompt_tokens is not None
+        and (m := c.measured_prefill_tok_s()) is not None
+        and (ceil := c.prefill_ceiling_tok_s()) is not None
+    ]
+    if not rows:
+        return None
+    ideal, layers, measured = zip(*rows, strict=True)
+    return fit_eta_overhead(ideal, layers, measured, fit_overhead)
+
+
+def calibrate(cells: list[MeasuredCell], fit_overhead: bool = True) -> Efficiency:
+    """Fit (η_mem, step overhead) and (η_prefill, prefill overhead) for one backend family on one device kind.
+
+    ``fit_overhead=False`` reproduces the η-only calibration (medians), kept to show what the overhead buys.
+    """
     if not cells:
         raise ValueError("no cells to calibrate on")
     groups = {c.group for c in cells}
@@ -264,20 +396,17 @@ def calibrate(cells: list[MeasuredCell]) -> Efficiency:
         raise ValueError(f"cells mix backends/device kinds {sorted(groups)}; use calibrate_per_backend")
     family, kind = next(iter(groups)).split("/")
     default = default_efficiency(family, kind)
-    eta_mem = statistics.median(c.decode_tok_s / c.decode_ceiling_tok_s() for c in cells)
-    prefill = [
-        m / ceil
-        for c in cells
-        if (m := c.measured_prefill_tok_s()) is not None and (ceil := c.prefill_ceiling_tok_s()) is not None
-    ]
-    eta_prefill = statistics.median(prefill) if prefill else default.eta_prefill
-    note = f"{len(prefill)} prefill cell(s)" if prefill else "eta_prefill default (no prefill measured)"
+    decode = fit_decode(cells, fit_overhead)
+    prefill = fit_prefill(cells, fit_overhead)
+    note = f"prefill {prefill.describe()}" if prefill else "eta_prefill default (no prefill measured)"
     return Efficiency(
-        eta_mem=eta_mem,
+        eta_mem=decode.eta,
         eta_flops=default.eta_flops,
-        eta_prefill=eta_prefill,
+        eta_prefill=prefill.eta if prefill else default.eta_prefill,
+        step_overhead_per_layer_s=decode.overhead_per_layer_s,
+        prefill_overhead_per_layer_s=prefill.overhead_per_layer_s if prefill else 0.0,
         source=(
-            f"calibrated ({family}/{kind}): median of {len(cells)} decode cell(s), {note}; eta_flops default "
+            f"calibrated ({family}/{kind}): decode {decode.describe()}, {note}; eta_flops default "
             f"(batch-1 cells are memory-bound) — {', '.join(c.label for c in cells)}"
         ),
         calibration_id=calibration_id(cells),
@@ -303,16 +432,18 @@ class Projection(BaseModel):
 
 
 def project_cell(cell: MeasuredCell, eff: Efficiency) -> Projection:
-    """Project a cell's own measurements: decode = η_mem x ceiling; prefill = η_prefill x ceiling, floored by one
-    weight read (as :func:`roofline.prefill_s`); TTFT = prefill of ``prompt_tokens`` + one decode step at that
-    context."""
-    decode = eff.eta_mem * cell.decode_ceiling_tok_s()
+    """Project a cell's own measurements, as :mod:`roofline` does: decode step = 1 / (η_mem x ceiling) + layers x
+    step overhead; prefill = prompt / (η_prefill x ceiling), floored by one weight read, + layers x prefill
+    overhead; TTFT = prefill of ``prompt_tokens`` + one decode step at that context."""
+    layers = cell.arch.layers
+    decode = 1.0 / (1.0 / (eff.eta_mem * cell.decode_ceiling_tok_s()) + layers * eff.step_overhead_per_layer_s)
     ceil = cell.prefill_ceiling_tok_s()
     if ceil is None or cell.prompt_tokens is None:
         return Projection(decode_tok_s=decode, prefill_tok_s=None, ttft_ms=None)
     floor_s = cell.weight_bytes / (cell.bandwidth_gbs * 1e9 * eff.eta_mem)
     prefill_time = max(cell.prompt_tokens / (eff.eta_prefill * ceil), floor_s)
-    step = 1.0 / (eff.eta_mem * cell.decode_ceiling_tok_s(cell.prompt_tokens))
+    prefill_time += layers * eff.prefill_overhead_per_layer_s
+    step = 1.0 / (eff.eta_mem * cell.decode_ceiling_tok_s(cell.prompt_tokens)) + layers * eff.step_overhead_per_layer_s
     return Projection(
         decode_tok_s=decode,
         prefill_tok_s=cell.prompt_tokens / prefill_time,
@@ -335,6 +466,8 @@ class LooResult(BaseModel):
     fitted_on: int = Field(description="number of other cells η came from")
     eta_mem: float
     eta_prefill: float
+    step_overhead_per_layer_s: float = 0.0
+    prefill_overhead_per_layer_s: float = 0.0
     measured_decode_tok_s: float
     projected_decode_tok_s: float
     decode_abs_pct_error: float
@@ -346,8 +479,8 @@ class LooResult(BaseModel):
     ttft_abs_pct_error: float | None = None
 
 
-def leave_one_out(cells: list[MeasuredCell]) -> list[LooResult]:
-    """For each cell, fit η on the others of its group and compare the projection with the measurement.
+def leave_one_out(cells: list[MeasuredCell], fit_overhead: bool = True) -> list[LooResult]:
+    """For each cell, refit η (and overheads) on the others of its group and compare with the measurement.
 
     A cell alone in its group is skipped (nothing to fit on). The absolute percentage errors are the honest
     error bar to quote beside a projection made with the same calibration.
@@ -357,7 +490,7 @@ def leave_one_out(cells: list[MeasuredCell]) -> list[LooResult]:
         others = [c for j, c in enumerate(cells) if j != i and c.group == cell.group]
         if not others:
             continue
-        eff = calibrate(others)
+        eff = calibrate(others, fit_overhead)
         proj = project_cell(cell, eff)
         measured_prefill = cell.measured_prefill_tok_s()
         out.append(
@@ -366,6 +499,8 @@ def leave_one_out(cells: list[MeasuredCell]) -> list[LooResult]:
                 fitted_on=len(others),
                 eta_mem=eff.eta_mem,
                 eta_prefill=eff.eta_prefill,
+                step_overhead_per_layer_s=eff.step_overhead_per_layer_s,
+                prefill_overhead_per_layer_s=eff.prefill_overhead_per_layer_s,
                 measured_decode_tok_s=cell.decode_tok_s,
                 projected_decode_tok_s=proj.decode_tok_s,
                 decode_abs_pct_error=_abs_pct(proj.decode_tok_s, cell.decode_tok_s) or 0.0,

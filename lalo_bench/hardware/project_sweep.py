@@ -21,6 +21,7 @@ from lalo_bench.hardware.roofline import Efficiency, backend_family
 
 REPO = Path(__file__).resolve().parents[2]
 H200_FILE = Path("benchmarks/results/gpu/20261126-h200/llama-bench.json")
+CPU_FILE = Path("benchmarks/results/cpu_cells.json")
 
 
 class Calibration(BaseModel):
@@ -88,17 +89,23 @@ def project_cells(
 def default_calibration() -> Calibration:
     """Efficiencies fitted on the measured cells shipped with the repository, per backend/device group.
 
-    Today: the llama-bench cells measured on an NVIDIA H200 (``benchmarks/results/gpu``). A group without
-    cells keeps the backend's uncalibrated default, and its projections say so.
+    Today: llama.cpp on an NVIDIA H200 (llama-bench, ``benchmarks/results/gpu``) and llama.cpp on this
+    2-core machine (sweep cells, ``benchmarks/results/cpu_cells.json``). A group without cells keeps the
+    backend's uncalibrated default, and its projections say so.
     """
     from lalo_bench.hardware.calibration import (
         calibrate_per_backend,
+        cells_from_cpu_json,
         cells_from_llama_bench,
         leave_one_out,
         median_abs_error,
     )
 
-    cells = cells_from_llama_bench(REPO / H200_FILE) if (REPO / H200_FILE).is_file() else []
+    cells = []
+    if (REPO / H200_FILE).is_file():
+        cells += cells_from_llama_bench(REPO / H200_FILE)
+    if (REPO / CPU_FILE).is_file():
+        cells += cells_from_cpu_json(REPO / CPU_FILE)
     if not cells:
         return Calibration()
     errors: dict[str, float] = {}
