@@ -91,6 +91,8 @@ def project_sweep(
     if measured.empty:
         raise LaloError(f"sweep {sweep} has no finished cells to project")
     calibration = default_calibration() if calibrate else None
+    if calibration is not None and calibration.efficiencies:
+        tracker.log_calibration(calibration)
     cells = project_cells(catalog, measured, targets, calibration)
     tracker.log_projected_cells(sweep, cells)
     rows = [

@@ -295,6 +295,10 @@ class SweepSpec(Strict):
         default_factory=list, description="reference backends run beside the models on the suites they support"
     )
     experiment: str = "lalo-bench"
+    project_to: list[str] | None = Field(
+        default=None,
+        description="tiers the finished cells are projected onto (default: every other catalog tier; [] for none)",
+    )
 
 
 # ---------------------------------------------------------------- loading
@@ -426,6 +430,9 @@ def check_sweep(spec: SweepSpec, catalog: Catalog, known_suites: list[str], file
 
     if spec.tier not in {t.id for t in catalog.tiers}:
         fail("tier", f"unknown tier '{spec.tier}' ({_suggest(spec.tier, [t.id for t in catalog.tiers])})")
+    for i, tier in enumerate(spec.project_to or []):
+        if tier not in {t.id for t in catalog.tiers}:
+            fail(f"project_to[{i}]", f"unknown tier '{tier}' ({_suggest(tier, [t.id for t in catalog.tiers])})")
     backend_ids = [b.id for b in catalog.backends]
     for i, b in enumerate(spec.backends):
         if b not in backend_ids:

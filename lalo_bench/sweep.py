@@ -91,6 +91,7 @@ class SweepOutcome:
     failed: int
     retired: int
     table: pd.DataFrame
+    projected: int = 0
 
 
 def load(path: Path, catalog: Catalog) -> SweepSpec:
@@ -193,10 +194,34 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
                 )
             progress.advance(cells_task)
         progress.update(items_task, visible=False)
+    projected = _project(spec, catalog, tracker, sweep.run_id, console)
     tracker.finish_sweep(sweep, failed)
     return SweepOutcome(
-        sweep.run_id, sweep.resumed, ran, skipped, failed, retired, results_table(tracker, sweep.run_id)
+        sweep.run_id, sweep.resumed, ran, skipped, failed, retired, results_table(tracker, sweep.run_id), projected
     )
+
+
+def _project(spec: SweepSpec, catalog: Catalog, tracker: Tracker, sweep_id: str, console: Console) -> int:
+    """Project the finished cells onto the tiers not at hand (once per cell and tier, also across resumes)."""
+    from lalo_bench.hardware.project_sweep import default_calibration, project_cells
+
+    tiers = spec.project_to if spec.project_to is not None else [t.id for t in catalog.tiers if t.id != spec.tier]
+    measured = tracker.cells_frame(sweep_id)
+    if not tiers or measured.empty:
+        return 0
+    before = tracker.projected_cells_frame(sweep_id)
+    done = set() if before.empty else set(zip(before["projected_from"], before["tier"], strict=True))
+    calibration = default_calibration()
+    cells = [c for c in project_cells(catalog, measured, tiers, calibration) if (c.measured_run_id, c.tier) not in done]
+    if not cells:
+        return 0
+    if calibration.efficiencies:
+        tracker.log_calibration(calibration)
+        run_id = calibration.run_id
+        cells = [c.model_copy(update={"calibration_run_id": run_id}) if c.calibration_id else c for c in cells]
+    tracker.log_projected_cells(sweep_id, cells)
+    console.print(f"projected {len(cells)} cell(s) onto {len(tiers)} tier(s) not at hand (lalo.measured=false)")
+    return len(cells)
 
 
 def _stream_bandwidth(catalog: Catalog, tier_id: str, console: Console) -> float | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lalo_bench.hardware.project_sweep import ProjectedCell
+from lalo_bench.hardware.project_sweep import Calibration, ProjectedCell
 from lalo_bench.measure.load.schemas import LoadReport, flat_metrics
 from lalo_bench.results import Cell, CellResult
 
@@ -208,6 +208,34 @@ class Tracker:
 
     # ------------------------------------------------------------ projected cells
 
+    def log_calibration(self, calibration: Calibration) -> str:
+        """The calibration as a run of its own (``lalo.kind=calibration``): η per group, leave-one-out errors, cells.
+
+        Projected cells point at this run, so every projection can be traced to the measurements behind it.
+        """
+        from mlflow.entities import Metric
+
+        run = self.client.create_run(self.experiment_id, run_name="calibration", tags={"lalo.kind": "calibration"})
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        params, metrics = {}, []
+        for group, eff in calibration.efficiencies.items():
+            params[f"{group}.calibration_id"] = eff.calibration_id or "uncalibrated"
+            params[f"{group}.source"] = eff.source
+            for name in ("eta_mem", "eta_prefill", "step_overhead_per_layer_s", "prefill_overhead_per_layer_s"):
+                metrics.append(Metric(f"{group}.{name}", float(getattr(eff, name)), now, 0))
+        for metric, table in (
+            ("loo_decode_abs_pct_error", calibration.decode_error_pct),
+            ("loo_ttft_abs_pct_error", calibration.ttft_error_pct),
+            ("loo_prefill_abs_pct_error", calibration.prefill_error_pct),
+        ):
+            metrics += [Metric(f"{group}.{metric}", float(v), now, 0) for group, v in table.items()]
+        self.client.log_batch(run_id, metrics=metrics, params=_params(params))
+        self.client.log_text(run_id, calibration.model_dump_json(indent=2, exclude={"run_id"}), "calibration.json")
+        self.client.set_terminated(run_id, "FINISHED")
+        calibration.run_id = run_id
+        return run_id
+
     def log_projected_cells(self, sweep_id: str, cells: list[ProjectedCell]) -> int:
         """Projected cells as children of the sweep: ``lalo.kind=projected_cell``, ``lalo.measured=false``.
 
@@ -226,6 +254,7 @@ class Tracker:
                 "lalo.projected_from": c.measured_run_id,
                 "lalo.quality_source": f"measured run {c.measured_run_id} (same model, quant and suite)",
                 "lalo.calibration_id": c.calibration_id or "uncalibrated",
+                "lalo.calibration_run_id": c.calibration_run_id or "none",
                 "lalo.efficiency_source": p.efficiency.source[:5000],
             }
             name = f"{c.model}:{c.quant}/{c.backend}/{c.suite_label}@{c.tier} (projected)"

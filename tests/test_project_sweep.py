@@ -45,8 +45,16 @@ def test_projected_cells_are_logged_apart_from_measured_ones(
     run_id = tracker.start_cell(sweep, cell, {})
     tracker.client.set_terminated(run_id, "FINISHED")
     measured = _measured().iloc[:1].assign(run_id=run_id)
-    cells = project_cells(catalog, measured, ["h100", "large"], default_calibration())
+    calibration = default_calibration()
+    calibration_run = tracker.log_calibration(calibration)
+    cells = project_cells(catalog, measured, ["h100", "large"], calibration)
     assert tracker.log_projected_cells(sweep.run_id, cells) == 2
+    logged = tracker.client.get_run(calibration_run).data.metrics
+    assert logged["llamacpp/gpu.loo_decode_abs_pct_error"] == pytest.approx(
+        calibration.decode_error_pct["llamacpp/gpu"]
+    )
+    tags = tracker.client.get_run(tracker.projected_cells_frame(sweep.run_id)["run_id"][0]).data.tags
+    assert tags["lalo.calibration_run_id"] == calibration_run and tags["lalo.measured"] == "false"
     projected = tracker.projected_cells_frame(sweep.run_id)
     assert sorted(projected["tier"]) == ["h100", "large"]
     assert (projected["measured"] == False).all() and (projected["projected_from"] == run_id).all()  # noqa: E712

@@ -75,6 +75,11 @@ def test_sweep_logs_the_schema(tmp_path: Path, store_uri: str, smollm2: Path, ca
     weights = int(tracker.client.get_run(row["run_id"]).data.params["weights_bytes"])
     triad = float(tracker.client.get_run(sweep_id).data.tags["lalo.stream_triad_gbs"])
     assert row["roofline_ceiling_tok_s"] == pytest.approx(triad * 1e9 / weights, rel=1e-3)
+    # the cell projected onto every other tier, labelled, pointing at the measured run and the calibration
+    projected = tracker.projected_cells_frame(sweep_id)
+    assert sorted(projected["tier"]) == sorted(t.id for t in catalog.tiers if t.id != "cpu-local")
+    assert (projected["projected_from"] == row["run_id"]).all() and (projected["quality"] == row["quality"]).all()
+    assert "projected 7 cell(s)" in proc.stderr
 
     run = tracker.client.get_run(row["run_id"])
     assert run.data.tags["lalo.measured"] == "true"

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from lalo_bench.config import Catalog
+from lalo_bench.hardware.calibration import LooResult, MeasuredCell
 from lalo_bench.hardware.projection import Projection, project
 from lalo_bench.hardware.roofline import Efficiency, backend_family
 
@@ -29,6 +30,11 @@ class Calibration(BaseModel):
 
     efficiencies: dict[str, Efficiency] = Field(default_factory=dict)
     decode_error_pct: dict[str, float] = Field(default_factory=dict, description="median |error| of decode tok/s")
+    ttft_error_pct: dict[str, float] = Field(default_factory=dict, description="median |error| of TTFT, where measured")
+    prefill_error_pct: dict[str, float] = Field(default_factory=dict)
+    cells: list[MeasuredCell] = Field(default_factory=list, description="the measurements it was fitted on")
+    loo: list[LooResult] = Field(default_factory=list, description="leave-one-out, each cell against the others")
+    run_id: str | None = Field(default=None, description="the MLflow run it was logged as")
 
     def for_backend(self, backend_kind: str, tier_kind: str) -> tuple[Efficiency | None, float | None]:
         group = f"{backend_family(backend_kind)}/{tier_kind}"
@@ -49,6 +55,7 @@ class ProjectedCell(BaseModel):
     quality: float | None = Field(description="from the measured run of the same model, quant and suite")
     projection: Projection
     calibration_id: str | None
+    calibration_run_id: str | None = Field(default=None, description="MLflow run holding the calibration")
     expected_error_pct: float | None = Field(description="leave-one-out median |error| of the calibration used")
 
 
@@ -80,6 +87,7 @@ def project_cells(
                     quality=getattr(row, "quality", None),
                     projection=p,
                     calibration_id=p.efficiency.calibration_id,
+                    calibration_run_id=calibration.run_id if eff is not None else None,
                     expected_error_pct=error,
                 )
             )
@@ -108,9 +116,20 @@ def default_calibration() -> Calibration:
         cells += cells_from_cpu_json(REPO / CPU_FILE)
     if not cells:
         return Calibration()
-    errors: dict[str, float] = {}
-    for group in {c.group for c in cells}:
-        error = median_abs_error(leave_one_out([c for c in cells if c.group == group]), "decode")
-        if error is not None:
-            errors[group] = error
-    return Calibration(efficiencies=calibrate_per_backend(cells), decode_error_pct=errors)
+    loo = leave_one_out(cells)
+    errors: dict[str, dict[str, float]] = {"decode": {}, "ttft": {}, "prefill": {}}
+    group_of = {c.label: c.group for c in cells}
+    for group in set(group_of.values()):
+        in_group = [r for r in loo if group_of[r.cell] == group]
+        for metric, table in errors.items():
+            error = median_abs_error(in_group, metric)  # type: ignore[arg-type]
+            if error is not None:
+                table[group] = error
+    return Calibration(
+        efficiencies=calibrate_per_backend(cells),
+        decode_error_pct=errors["decode"],
+        ttft_error_pct=errors["ttft"],
+        prefill_error_pct=errors["prefill"],
+        cells=cells,
+        loo=loo,
+    )
