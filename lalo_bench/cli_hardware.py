@@ -30,17 +30,22 @@ def project(
 ) -> None:
     """Does it fit, how fast, how many users: a projection from the memory model and the roofline."""
     from lalo_bench.config import load_catalog
+    from lalo_bench.hardware.calibration import default_calibration
     from lalo_bench.hardware.projection import project as run_projection
 
     p = run_projection(
-        load_catalog(catalog), model, tier, quant, backend, users, context, prompt_tokens, slo_ttft_ms, slo_itl_ms
-    )
+        load_catalog(catalog), model, tier, quant, backend, users, context, prompt_tokens, slo_ttft_ms, slo_itl_ms,
+        calibration=default_calibration(),
+    )  # fmt: skip
     if format == "json":
         out.print_json(p.model_dump_json())
         return
     m = p.memory
     verdict = "[green]fits[/]" if p.fits else "[red]does not fit[/]"
     out.print(f"{p.model}:{p.quant} on {p.backend} · tier {p.tier} · {verdict} (projected, not measured)")
+    if p.efficiency.calibrated:
+        err = f", leave-one-out median error ±{p.expected_error_pct:.0f}%" if p.expected_error_pct is not None else ""
+        out.print(f"speed calibrated on measured cells (calibration {p.efficiency.calibration_id}{err})")
     rows = [
         ("weights", m.weights_gb),
         (f"KV cache ({p.users} user(s) × {p.context_tokens} tokens)", m.kv_cache_gb),
@@ -76,7 +81,8 @@ def project_sweep(
     """Project a sweep's measured cells onto tiers not at hand; logged as projected cells (lalo.measured=false)."""
     from lalo_bench.config import load_catalog
     from lalo_bench.errors import LaloError
-    from lalo_bench.hardware.project_sweep import default_calibration, project_cells
+    from lalo_bench.hardware.calibration import default_calibration
+    from lalo_bench.hardware.project_sweep import project_cells
     from lalo_bench.tracking import Tracker
 
     catalog = load_catalog()

@@ -203,7 +203,8 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
 
 def _project(spec: SweepSpec, catalog: Catalog, tracker: Tracker, sweep_id: str, console: Console) -> int:
     """Project the finished cells onto the tiers not at hand (once per cell and tier, also across resumes)."""
-    from lalo_bench.hardware.project_sweep import default_calibration, project_cells
+    from lalo_bench.hardware.calibration import default_calibration
+    from lalo_bench.hardware.project_sweep import project_cells
 
     tiers = spec.project_to if spec.project_to is not None else [t.id for t in catalog.tiers if t.id != spec.tier]
     measured = tracker.cells_frame(sweep_id)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lalo_bench.hardware.project_sweep import Calibration, ProjectedCell
+from lalo_bench.hardware.calibration import Calibration
+from lalo_bench.hardware.project_sweep import ProjectedCell
 from lalo_bench.measure.load.schemas import LoadReport, flat_metrics
 from lalo_bench.results import Cell, CellResult
 

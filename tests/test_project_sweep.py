@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from lalo_bench.config import Catalog
-from lalo_bench.hardware.project_sweep import default_calibration, project_cells
+from lalo_bench.hardware.calibration import default_calibration
+from lalo_bench.hardware.project_sweep import project_cells
 from lalo_bench.results import Cell
 
 

@@ -38,6 +38,8 @@ from lalo_bench.hardware.roofline import (
     roofline_pct,
 )
 
+REPO = Path(__file__).resolve().parents[2]
+"""The measured cells ship with the repository (``benchmarks/results``); paths below are relative to it."""
 H200_LLAMA_BENCH = Path("benchmarks/results/gpu/20261126-h200/llama-bench.json")
 CPU_CELLS = Path("benchmarks/results/cpu_cells.json")
 
@@ -519,3 +521,52 @@ def median_abs_error(results: list[LooResult], metric: Literal["decode", "prefil
     """Median absolute percentage error of one metric over leave-one-out results; None where none was measured."""
     errors = [e for r in results if (e := getattr(r, f"{metric}_abs_pct_error")) is not None]
     return statistics.median(errors) if errors else None
+
+
+class Calibration(BaseModel):
+    """Efficiencies per ``backend family/device kind`` group, each with its leave-one-out error."""
+
+    efficiencies: dict[str, Efficiency] = Field(default_factory=dict)
+    decode_error_pct: dict[str, float] = Field(default_factory=dict, description="median |error| of decode tok/s")
+    ttft_error_pct: dict[str, float] = Field(default_factory=dict, description="median |error| of TTFT, where measured")
+    prefill_error_pct: dict[str, float] = Field(default_factory=dict)
+    cells: list[MeasuredCell] = Field(default_factory=list, description="the measurements it was fitted on")
+    loo: list[LooResult] = Field(default_factory=list, description="leave-one-out, each cell against the others")
+    run_id: str | None = Field(default=None, description="the MLflow run it was logged as")
+
+    def for_backend(self, backend_kind: str, tier_kind: str) -> tuple[Efficiency | None, float | None]:
+        group = f"{backend_family(backend_kind)}/{tier_kind}"
+        return self.efficiencies.get(group), self.decode_error_pct.get(group)
+
+
+def default_calibration() -> Calibration:
+    """Efficiencies fitted on the measured cells shipped with the repository, per backend/device group.
+
+    Today: llama.cpp on an NVIDIA H200 (llama-bench, ``benchmarks/results/gpu``) and llama.cpp on this
+    2-core machine (sweep cells, ``benchmarks/results/cpu_cells.json``). A group without cells keeps the
+    backend's uncalibrated default, and its projections say so.
+    """
+    cells = []
+    if (REPO / H200_LLAMA_BENCH).is_file():
+        cells += cells_from_llama_bench(REPO / H200_LLAMA_BENCH)
+    if (REPO / CPU_CELLS).is_file():
+        cells += cells_from_cpu_json(REPO / CPU_CELLS)
+    if not cells:
+        return Calibration()
+    loo = leave_one_out(cells)
+    errors: dict[str, dict[str, float]] = {"decode": {}, "ttft": {}, "prefill": {}}
+    group_of = {c.label: c.group for c in cells}
+    for group in set(group_of.values()):
+        in_group = [r for r in loo if group_of[r.cell] == group]
+        for metric, table in errors.items():
+            error = median_abs_error(in_group, metric)  # type: ignore[arg-type]
+            if error is not None:
+                table[group] = error
+    return Calibration(
+        efficiencies=calibrate_per_backend(cells),
+        decode_error_pct=errors["decode"],
+        ttft_error_pct=errors["ttft"],
+        prefill_error_pct=errors["prefill"],
+        cells=cells,
+        loo=loo,
+    )

@@ -10,35 +10,12 @@ the projected cell says where it came from.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from lalo_bench.config import Catalog
-from lalo_bench.hardware.calibration import LooResult, MeasuredCell
+from lalo_bench.hardware.calibration import Calibration
 from lalo_bench.hardware.projection import Projection, project
-from lalo_bench.hardware.roofline import Efficiency, backend_family
-
-REPO = Path(__file__).resolve().parents[2]
-H200_FILE = Path("benchmarks/results/gpu/20261126-h200/llama-bench.json")
-CPU_FILE = Path("benchmarks/results/cpu_cells.json")
-
-
-class Calibration(BaseModel):
-    """Efficiencies per ``backend family/device kind`` group, each with its leave-one-out error."""
-
-    efficiencies: dict[str, Efficiency] = Field(default_factory=dict)
-    decode_error_pct: dict[str, float] = Field(default_factory=dict, description="median |error| of decode tok/s")
-    ttft_error_pct: dict[str, float] = Field(default_factory=dict, description="median |error| of TTFT, where measured")
-    prefill_error_pct: dict[str, float] = Field(default_factory=dict)
-    cells: list[MeasuredCell] = Field(default_factory=list, description="the measurements it was fitted on")
-    loo: list[LooResult] = Field(default_factory=list, description="leave-one-out, each cell against the others")
-    run_id: str | None = Field(default=None, description="the MLflow run it was logged as")
-
-    def for_backend(self, backend_kind: str, tier_kind: str) -> tuple[Efficiency | None, float | None]:
-        group = f"{backend_family(backend_kind)}/{tier_kind}"
-        return self.efficiencies.get(group), self.decode_error_pct.get(group)
 
 
 class ProjectedCell(BaseModel):
@@ -72,9 +49,7 @@ def project_cells(
         for tier_id in tiers:
             if tier_id == row.tier:
                 continue
-            tier = catalog.tier(tier_id)
-            eff, error = calibration.for_backend(backend.kind, tier.kind)
-            p = project(catalog, row.model, tier_id, quant=row.quant, backend_id=row.backend, eff=eff)
+            p = project(catalog, row.model, tier_id, quant=row.quant, backend_id=row.backend, calibration=calibration)
             out.append(
                 ProjectedCell(
                     measured_run_id=row.run_id,
@@ -87,49 +62,8 @@ def project_cells(
                     quality=getattr(row, "quality", None),
                     projection=p,
                     calibration_id=p.efficiency.calibration_id,
-                    calibration_run_id=calibration.run_id if eff is not None else None,
-                    expected_error_pct=error,
+                    calibration_run_id=calibration.run_id if p.efficiency.calibrated else None,
+                    expected_error_pct=p.expected_error_pct,
                 )
             )
     return out
-
-
-def default_calibration() -> Calibration:
-    """Efficiencies fitted on the measured cells shipped with the repository, per backend/device group.
-
-    Today: llama.cpp on an NVIDIA H200 (llama-bench, ``benchmarks/results/gpu``) and llama.cpp on this
-    2-core machine (sweep cells, ``benchmarks/results/cpu_cells.json``). A group without cells keeps the
-    backend's uncalibrated default, and its projections say so.
-    """
-    from lalo_bench.hardware.calibration import (
-        calibrate_per_backend,
-        cells_from_cpu_json,
-        cells_from_llama_bench,
-        leave_one_out,
-        median_abs_error,
-    )
-
-    cells = []
-    if (REPO / H200_FILE).is_file():
-        cells += cells_from_llama_bench(REPO / H200_FILE)
-    if (REPO / CPU_FILE).is_file():
-        cells += cells_from_cpu_json(REPO / CPU_FILE)
-    if not cells:
-        return Calibration()
-    loo = leave_one_out(cells)
-    errors: dict[str, dict[str, float]] = {"decode": {}, "ttft": {}, "prefill": {}}
-    group_of = {c.label: c.group for c in cells}
-    for group in set(group_of.values()):
-        in_group = [r for r in loo if group_of[r.cell] == group]
-        for metric, table in errors.items():
-            error = median_abs_error(in_group, metric)  # type: ignore[arg-type]
-            if error is not None:
-                table[group] = error
-    return Calibration(
-        efficiencies=calibrate_per_backend(cells),
-        decode_error_pct=errors["decode"],
-        ttft_error_pct=errors["ttft"],
-        prefill_error_pct=errors["prefill"],
-        cells=cells,
-        loo=loo,
-    )

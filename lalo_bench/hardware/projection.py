@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from lalo_bench.config import Catalog
 from lalo_bench.errors import LaloError
+from lalo_bench.hardware.calibration import Calibration
 from lalo_bench.hardware.memory import MemoryEstimate, estimate, max_users, usual_backend, usual_quant
 from lalo_bench.hardware.roofline import Efficiency, decode_step_s, default_efficiency, ttft_ms, users_at_slo
 
@@ -43,6 +44,9 @@ class Projection(BaseModel):
     slo_ttft_ms: float
     slo_itl_ms: float
     efficiency: Efficiency
+    expected_error_pct: float | None = Field(
+        default=None, description="leave-one-out median |error| of decode tok/s of the calibration used"
+    )
     notes: list[str] = Field(default_factory=list)
 
 
@@ -58,8 +62,13 @@ def project(
     slo_ttft_ms: float = 2000.0,
     slo_itl_ms: float = 100.0,
     eff: Efficiency | None = None,
+    calibration: Calibration | None = None,
 ) -> Projection:
-    """Project ``model_id`` on ``tier_id``; quant and backend default to the tier's usual ones."""
+    """Project ``model_id`` on ``tier_id``; quant and backend default to the tier's usual ones.
+
+    Efficiencies: ``eff`` when given, else the calibration's for this backend and device kind, else the
+    backend's uncalibrated defaults.
+    """
     try:
         model, tier = catalog.model(model_id), catalog.tier(tier_id)
     except KeyError as exc:
@@ -71,6 +80,9 @@ def project(
     backend = catalog.backend(backend_id)
     fmt = catalog.quant_formats[quant]
     mem = estimate(catalog, model_id, quant, backend_id, tier_id, users=users, context_tokens=context_tokens)
+    expected_error: float | None = None
+    if eff is None and calibration is not None:
+        eff, expected_error = calibration.for_backend(backend.kind, tier.kind)
     eff = eff or default_efficiency(backend.kind, tier.kind)
     decode = aggregate = first = None
     bound: str | None = None
@@ -119,6 +131,7 @@ def project(
         slo_ttft_ms=slo_ttft_ms,
         slo_itl_ms=slo_itl_ms,
         efficiency=eff,
+        expected_error_pct=expected_error,
         notes=notes,
     )
 
@@ -128,6 +141,7 @@ def plan_table(
     models: tuple[str, ...] = PLAN_MODELS,
     tiers: tuple[str, ...] = PLAN_TIERS,
     slo_ttft_ms: float = 2000.0,
+    calibration: Calibration | None = None,
 ) -> list[Projection]:
     """The plan's models on the plan's tiers at their usual quantizations, one user, 4k context."""
-    return [project(catalog, m, t, slo_ttft_ms=slo_ttft_ms) for t in tiers for m in models]
+    return [project(catalog, m, t, slo_ttft_ms=slo_ttft_ms, calibration=calibration) for t in tiers for m in models]
