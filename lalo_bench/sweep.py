@@ -40,6 +40,7 @@ RESULT_COLUMNS = {
     "items": "items",
     "quality": "quality",
     "decode_tok_s": "decode tok/s",
+    "roofline_pct": "% of roofline",
     "prefill_tok_s": "prefill tok/s",
     "ttft_ms_p50": "TTFT p50 ms",
     "e2e_ms_p50": "e2e p50 ms",
