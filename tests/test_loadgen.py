@@ -23,7 +23,8 @@ from lalo_bench.measure.load.schemas import LoadTarget, RequestRecord, Slo
 from lalo_bench.measure.load.workload import Lengths, Workload
 from lalo_bench.measure.metrics import load_point
 from lalo_bench.measure.timing import timed_generate
-from lalo_bench.testing.mock_openai import free_port, running_mock
+from lalo_bench.serving.process import free_port
+from lalo_bench.testing.mock_openai import running_mock
 from tests.conftest import run_cli
 
 TTFT_MS, ITL_MS = 40.0, 20.0

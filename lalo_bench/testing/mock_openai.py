@@ -20,16 +20,15 @@ import contextlib
 import json
 import os
 import selectors
-import socket
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import requests
+from pathlib import Path
 
 from lalo_bench.measure.timing import busy_poll
+from lalo_bench.serving.process import ServerProcess, free_port
 
 MODEL = "mock"
 
@@ -165,42 +164,24 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_mock(
     ttft_ms: float = 0.0, itl_ms: float = 0.0, fail_every: int = 0, close_after_stream: bool = False
 ) -> Iterator[str]:
-    """Start the mock in its own process (its own core and event loop); yields the base URL ending in /v1."""
+    """Start the mock in its own process (its own core and event loop); yields the base URL ending in /v1.
+
+    Started, health-checked and stopped like any server lalo-bench launches (:class:`ServerProcess`).
+    """
     port = free_port()
     cmd = [sys.executable, "-m", "lalo_bench.testing.mock_openai", "--port", str(port)]
     cmd += ["--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--fail-every", str(fail_every)]
     cmd += ["--close-after-stream"] if close_after_stream else []
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(url + "/models", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mock server did not start (exit {proc.poll()})")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (
+        tempfile.TemporaryDirectory(prefix="lalo-mock-") as tmp,
+        ServerProcess("timing mock", cmd, port, Path(tmp) / "mock.log", env=env, ready_timeout_s=20) as server,
+    ):
+        yield server.base_url
 
 
 if __name__ == "__main__":
