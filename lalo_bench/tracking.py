@@ -323,9 +323,7 @@ class Tracker:
         self.client.log_batch(parent, params=_params(top))
         if report.max_rate_meeting_slo is not None:
             self.client.log_metric(parent, "max_rate_meeting_slo", report.max_rate_meeting_slo)
-        self.client.log_text(
-            parent, report.model_dump_json(indent=2, exclude={"points": {"__all__": {"records"}}}), "report.json"
-        )
+        self.client.log_text(parent, report.summary_json(), "report.json")
         for path in artifacts or []:
             self.client.log_artifact(parent, str(path))
         now = int(time.time() * 1000)

@@ -32,7 +32,7 @@ def point_rows(report: LoadReport) -> list[dict[str, object]]:
 def write_outputs(report: LoadReport, path: Path) -> list[Path]:
     """``path`` gets the report without per-request records; ``.csv`` and ``.requests.jsonl`` go beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report.model_dump_json(indent=2, exclude={"points": {"__all__": {"records"}}}) + "\n")
+    path.write_text(report.summary_json() + "\n")
     csv_path = path.with_suffix(".csv")
     rows = point_rows(report)
     columns = list(dict.fromkeys(k for row in rows for k in row))

@@ -169,6 +169,10 @@ class LoadReport(BaseModel):
     slo_target_attainment: float | None = Field(default=None, ge=0, le=1)
     points: list[LoadPoint] = Field(default_factory=list)
 
+    def summary_json(self) -> str:
+        """The report without per-request records: what ``--output`` and MLflow's ``report.json`` hold."""
+        return self.model_dump_json(indent=2, exclude={"points": {"__all__": {"records"}}})
+
 
 DISTRIBUTIONS = ("ttft_ms", "itl_ms", "tpot_ms", "tpot_incl_first_ms", "e2e_ms")
 RATES = ("requests_per_s", "output_tok_s", "input_tok_s", "concurrency")
