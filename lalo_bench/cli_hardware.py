@@ -82,7 +82,7 @@ def project_sweep(
     from lalo_bench.config import load_catalog
     from lalo_bench.errors import LaloError
     from lalo_bench.hardware.calibration import default_calibration
-    from lalo_bench.hardware.project_sweep import project_cells
+    from lalo_bench.hardware.project_sweep import project_and_log
     from lalo_bench.tracking import Tracker
 
     catalog = load_catalog()
@@ -93,14 +93,10 @@ def project_sweep(
     sweep = sweep_id or tracker.latest_sweep_id(name)
     if sweep is None:
         raise LaloError("no sweep found: run `lalo-bench sweep --config …` first, or pass --sweep RUN_ID")
-    measured = tracker.cells_frame(sweep)
-    if measured.empty:
+    if tracker.cells_frame(sweep).empty:
         raise LaloError(f"sweep {sweep} has no finished cells to project")
     calibration = default_calibration() if calibrate else None
-    if calibration is not None and calibration.efficiencies:
-        tracker.log_calibration(calibration)
-    cells = project_cells(catalog, measured, targets, calibration)
-    tracker.log_projected_cells(sweep, cells)
+    cells = project_and_log(catalog, tracker, sweep, targets, calibration, skip_done=False)
     rows = [
         {
             "tier": c.tier,

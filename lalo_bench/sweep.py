@@ -205,24 +205,12 @@ def run_sweep(spec: SweepSpec, catalog: Catalog, new: bool = False, console: Con
 def _project(spec: SweepSpec, catalog: Catalog, tracker: Tracker, sweep_id: str, console: Console) -> int:
     """Project the finished cells onto the tiers not at hand (once per cell and tier, also across resumes)."""
     from lalo_bench.hardware.calibration import default_calibration
-    from lalo_bench.hardware.project_sweep import project_cells
+    from lalo_bench.hardware.project_sweep import project_and_log
 
     tiers = spec.project_to if spec.project_to is not None else [t.id for t in catalog.tiers if t.id != spec.tier]
-    measured = tracker.cells_frame(sweep_id)
-    if not tiers or measured.empty:
-        return 0
-    before = tracker.projected_cells_frame(sweep_id)
-    done = set() if before.empty else set(zip(before["projected_from"], before["tier"], strict=True))
-    calibration = default_calibration()
-    cells = [c for c in project_cells(catalog, measured, tiers, calibration) if (c.measured_run_id, c.tier) not in done]
-    if not cells:
-        return 0
-    if calibration.efficiencies:
-        tracker.log_calibration(calibration)
-        run_id = calibration.run_id
-        cells = [c.model_copy(update={"calibration_run_id": run_id}) if c.calibration_id else c for c in cells]
-    tracker.log_projected_cells(sweep_id, cells)
-    console.print(f"projected {len(cells)} cell(s) onto {len(tiers)} tier(s) not at hand (lalo.measured=false)")
+    cells = project_and_log(catalog, tracker, sweep_id, tiers, default_calibration())
+    if cells:
+        console.print(f"projected {len(cells)} cell(s) onto {len(tiers)} tier(s) not at hand (lalo.measured=false)")
     return len(cells)
 
 

@@ -10,12 +10,17 @@ the projected cell says where it came from.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from lalo_bench.config import Catalog
 from lalo_bench.hardware.calibration import Calibration
 from lalo_bench.hardware.projection import Projection, project
+
+if TYPE_CHECKING:
+    from lalo_bench.tracking import Tracker
 
 
 class ProjectedCell(BaseModel):
@@ -67,3 +72,29 @@ def project_cells(
                 )
             )
     return out
+
+
+def project_and_log(
+    catalog: Catalog,
+    tracker: Tracker,
+    sweep_id: str,
+    tiers: list[str],
+    calibration: Calibration | None,
+    skip_done: bool = True,
+) -> list[ProjectedCell]:
+    """Project a sweep's finished cells onto ``tiers`` and log them, with the calibration they used as its own run.
+
+    ``skip_done`` leaves (measured run, tier) pairs already projected alone, so a resumed sweep adds only what is
+    new; ``lalo-bench project-sweep`` turns it off to project again (e.g. after a new calibration).
+    """
+    measured = tracker.cells_frame(sweep_id)
+    if not tiers or measured.empty:
+        return []
+    before = tracker.projected_cells_frame(sweep_id) if skip_done else pd.DataFrame()
+    done = set() if before.empty else set(zip(before["projected_from"], before["tier"], strict=True))
+    cells = [c for c in project_cells(catalog, measured, tiers, calibration) if (c.measured_run_id, c.tier) not in done]
+    if cells and calibration is not None and calibration.efficiencies and calibration.run_id is None:
+        run_id = tracker.log_calibration(calibration)
+        cells = [c.model_copy(update={"calibration_run_id": run_id}) if c.calibration_id else c for c in cells]
+    tracker.log_projected_cells(sweep_id, cells)
+    return cells
