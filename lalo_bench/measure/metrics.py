@@ -229,10 +229,6 @@ def record_timing(r: RequestRecord) -> RequestTiming:
     return RequestTiming(start=r.start_s, token_times=r.chunk_times_s, end=r.end_s, prompt_tokens=r.prompt_tokens or 0)
 
 
-def record_ttft_ms(r: RequestRecord) -> float | None:
-    return (r.chunk_times_s[0] - r.start_s) * MS if r.chunk_times_s else None
-
-
 def record_tpot_ms(r: RequestRecord) -> float | None:
     """vLLM convention over the server's token count: decode time / (tokens - 1)."""
     n = r.output_tokens
@@ -250,9 +246,9 @@ def meets(r: RequestRecord, slo: Slo) -> tuple[bool, bool, bool]:
     """Whether a request meets the TTFT, ITL and e2e objectives (an objective not set is met)."""
     if not r.ok:
         return False, False, False
-    ttft = record_ttft_ms(r)
+    timing = record_timing(r)
+    ttft, e2e = ttft_ms(timing), e2e_ms(timing)
     tpot = record_tpot_ms(r)
-    e2e = (r.end_s - r.start_s) * MS
     ttft_ok = slo.ttft_ms is None or (ttft is not None and ttft <= slo.ttft_ms)
     itl_ok = slo.itl_ms is None or tpot is None or tpot <= slo.itl_ms
     e2e_ok = slo.e2e_ms is None or e2e <= slo.e2e_ms
@@ -288,11 +284,12 @@ def load_point(
     """Every load-point figure from per-request records (warm-up records are ignored)."""
     measured = [r for r in records if not r.warmup]
     done = [r for r in measured if r.ok]
-    ttfts = _present(record_ttft_ms(r) for r in done)
-    itls = [gap for r in done for gap in itl_ms(record_timing(r))]
+    timings = [record_timing(r) for r in done]
+    ttfts = _present(ttft_ms(t) for t in timings)
+    itls = [gap for t in timings for gap in itl_ms(t)]
     tpots = _present(record_tpot_ms(r) for r in done)
     tpots_first = _present(record_tpot_incl_first_ms(r) for r in done)
-    e2es = [(r.end_s - r.start_s) * MS for r in done]
+    e2es = [e2e_ms(t) for t in timings]
     busy = sum(r.end_s - r.start_s for r in measured)
     per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: None)
     prompt = [r.prompt_tokens for r in done if r.prompt_tokens is not None]
