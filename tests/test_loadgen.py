@@ -116,10 +116,13 @@ def test_injected_errors_are_counted_and_stop_the_point() -> None:
     assert halted.requests.total < 20
 
 
-def test_sweep_runs_synchronous_throughput_then_rates_between(fast_mock: str) -> None:
+def test_sweep_runs_synchronous_throughput_then_rates_between() -> None:
+    # A server whose requests take time (5 ms + 7 x 1 ms) gains from concurrency for sure; against the
+    # zero-delay mock 60 requests last milliseconds, and opening 16 connections could make "throughput" slower.
     workload = Workload("mock", prompt="8", output="8")
     limits = Limits(max_requests=60)
-    report = run_loadtest(fast_mock, "mock", "sweep", workload, limits, concurrency=[16], sweep_points=3)
+    with running_mock(ttft_ms=5, itl_ms=1) as url:
+        report = run_loadtest(url, "mock", "sweep", workload, limits, concurrency=[16], sweep_points=3)
     profiles = [p.target.profile for p in report.points]
     assert profiles == ["synchronous", "throughput", "constant", "constant", "constant"]
     sync, top = report.points[0].requests_per_s, report.points[1].requests_per_s
