@@ -148,21 +148,11 @@ def cell_from_measurement(
     )
 
 
-# Shapes of the synthetic-weight GGUFs the GPU cells ran (published config.json figures). Parameter counts are
-# overridden by llama-bench's model_n_params, which counts what the file really holds (e.g. untied embeddings).
-_KNOWN_SHAPES: dict[str, dict[str, object]] = {
-    "qwen2.5-1.5b": dict(
-        family="qwen2",
-        params_b=1.78,
-        layers=28,
-        hidden_size=1536,
-        attention_heads=12,
-        kv_heads=2,
-        head_dim=128,
-        context_length=32768,
-        vocab_size=151936,
-        attention="gqa",
-    ),
+# Shapes of the synthetic-weight GGUFs the GPU cells ran. Parameter counts are overridden by llama-bench's
+# model_n_params, which counts what the file really holds (e.g. untied embeddings). A shape the catalog already
+# holds is read from it; Llama-3.1-8B has no catalog entry, so its published config.json figures live here.
+_CATALOG_SHAPES: dict[str, str] = {"qwen2.5-1.5b": "qwen2.5-coder-1.5b-instruct"}
+_OTHER_SHAPES: dict[str, dict[str, object]] = {
     "llama-3.1-8b": dict(
         family="llama",
         params_b=8.03,
@@ -178,15 +168,17 @@ _KNOWN_SHAPES: dict[str, dict[str, object]] = {
 }
 
 
-def _arch_for(filename: str, n_params: float | None) -> Architecture:
+def _arch_for(filename: str, n_params: float | None, catalog: Catalog) -> Architecture:
     stem = Path(filename).name.lower()
-    for key, shape in _KNOWN_SHAPES.items():
+    shapes = {key: catalog.model(model_id).arch.model_dump() for key, model_id in _CATALOG_SHAPES.items()}
+    shapes.update(_OTHER_SHAPES)
+    for key, shape in shapes.items():
         if key in stem:
             fields = dict(shape)
             if n_params:
                 fields["params_b"] = n_params / 1e9
             return Architecture.model_validate(fields)
-    raise ValueError(f"no known architecture for llama-bench model '{filename}' (known: {', '.join(_KNOWN_SHAPES)})")
+    raise ValueError(f"no known architecture for llama-bench model '{filename}' (known: {', '.join(shapes)})")
 
 
 def _quant_for(filename: str, catalog: Catalog) -> str:
@@ -232,7 +224,7 @@ def cells_from_llama_bench(
         if "tg" not in pair:
             continue
         tg, pp = pair["tg"], pair.get("pp")
-        arch = _arch_for(str(filename), float(tg["model_n_params"]))
+        arch = _arch_for(str(filename), float(tg["model_n_params"]), catalog)
         quant = _quant_for(str(filename), catalog)
         fmt = catalog.quant_formats[quant]
         hw = tier or _tier_for(str(tg.get("gpu_info") or ""), catalog)
