@@ -5,6 +5,8 @@
 #   benchmarks/gpu_cells.sh build     # unpack/fetch llama.cpp, build, make synthetic models   (<= ~7 min)
 #   benchmarks/gpu_cells.sh measure   # (finish the build if needed,) measure every model     (<= ~7 min)
 #   benchmarks/gpu_cells.sh all       # both, in one call
+#   benchmarks/gpu_cells.sh vllm-unpack   # unpack a carried vLLM (.vllm-carry, make_vllm_carry.sh) into /tmp/vsite
+#   benchmarks/gpu_cells.sh vllm      # unpack, then the vLLM cells only (benchmarks/gpu/vllm_cells.sh)
 #
 # Every step runs under `timeout` and inside a time budget per call (GPU_CELLS_BUDGET_S); a step that
 # would not fit is recorded as skipped, a failing one as failed with its reason — never hidden.
@@ -38,12 +40,15 @@
 #   GPU_CELLS_CONCURRENCY    load points (default 1,4,16)
 #   GPU_CELLS_PARALLEL       llama-server slots -np (default 16; context = slots x 1024)
 #   GPU_CELLS_VLLM_INSTALL   1 = pip install vllm into .gpu-build/venv-vllm when the network allows
+#   GPU_CELLS_VLLM           0 = measure skips vLLM (default 1: vLLM cells when vLLM is found)
+#   GPU_CELLS_SERVE          0 = measure skips the llama-server load tests (llama-bench only)
+#   GPU_CELLS_MODELS entries may name a weight type, e.g. llama-3.1-8b@q8_0 (synthetic files; default q4_k_m)
 #   LLAMA_SRC                an unpacked llama.cpp source tree to use instead of the carry/sdist
 set -euo pipefail
 
 PHASE="${1:-all}"
-case "$PHASE" in build | measure | all | status) ;; *)
-  echo "usage: $0 build|measure|all|status" >&2
+case "$PHASE" in build | measure | all | status | vllm | vllm-unpack) ;; *)
+  echo "usage: $0 build|measure|all|status|vllm|vllm-unpack" >&2
   exit 2
   ;;
 esac
@@ -310,7 +315,11 @@ do_build() {
 
 # ----------------------------------------------------------------------------------------- models
 # real GGUF under $LALO_HOME when present, else a synthetic one in $WORK/models
+# A preset may name a weight type: "llama-3.1-8b@q8_0" (default q4_k_m; synthetic files only).
+preset_name() { echo "${1%@*}"; }
+preset_type() { [[ "$1" == *@* ]] && echo "${1#*@}" || echo q4_k_m; }
 real_model_path() {
+  [[ "$(preset_type "$1")" == q4_k_m ]] || { echo ""; return 0; }
   case "$1" in
     qwen2.5-1.5b) echo "$LALO_HOME/models/qwen2.5-coder-1.5b-instruct/q4_k_m.gguf" ;;
     llama-3.1-8b) echo "$LALO_HOME/models/llama-3.1-8b-instruct/q4_k_m.gguf" ;;
@@ -326,13 +335,16 @@ real_model_label() {
     llama-3.1-70b) echo "hermes-4-70b-q4_k_m" ;;
   esac
 }
-synth_path() { echo "$WORK/models/synthetic-$1-q4_k_m.gguf"; }
+synth_path() { echo "$WORK/models/synthetic-$(preset_name "$1")-$(preset_type "$1").gguf"; }
 # rough size (GB) of each preset's Q4_K_M file, for time and disk estimates
 model_gb() {
-  case "$1" in qwen2.5-1.5b) echo 2 ;; llama-3.1-8b) echo 5 ;; llama-3.1-70b) echo 43 ;; *) echo 1 ;; esac
+  local gb
+  case "$(preset_name "$1")" in qwen2.5-1.5b) gb=2 ;; llama-3.1-8b) gb=5 ;; llama-3.1-70b) gb=43 ;; *) gb=1 ;; esac
+  case "$(preset_type "$1")" in q8_0) gb=$((gb * 2)) ;; f16) gb=$((gb * 4)) ;; esac
+  echo "$gb"
 }
 tokenizer_for() {
-  case "$1" in
+  case "$(preset_name "$1")" in
     qwen2.5-1.5b) echo "$SRC_DIR/models/ggml-vocab-qwen2.gguf" ;;
     llama-3.1-8b | llama-3.1-70b) echo "$SRC_DIR/models/ggml-vocab-llama-bpe.gguf" ;;
     *) echo "$CARRY/tokenizers/smollm2-135m-tokenizer.gguf" ;;
@@ -348,7 +360,7 @@ resolve_model() {
     MODEL_FILE="$real" MODEL_LABEL="$(real_model_label "$p")"
     return 0
   fi
-  MODEL_FILE="$(synth_path "$p")" MODEL_LABEL="synthetic-$p-q4_k_m"
+  MODEL_FILE="$(synth_path "$p")" MODEL_LABEL="synthetic-$(preset_name "$p")-$(preset_type "$p")"
   [[ -f "$MODEL_FILE" ]] && return 0
   local tok gb free_gb
   [[ -f "$SRC_DIR/CMakeLists.txt" ]] || get_source || true # the vocab GGUFs travel in the source tarball
@@ -370,7 +382,7 @@ resolve_model() {
   local gen_out="$WORK/synth-$p.json"
   STEP_OUT="$gen_out" STEP_ERR="$WORK/synth-$p.err"
   if run_step "synth-$p" $((60 + gb * 8)) $((15 + gb * 2)) \
-    "$PY" "$SYNTH" make --preset "$p" --tokenizer "$tok" --out "$MODEL_FILE"; then
+    "$PY" "$SYNTH" make --preset "$(preset_name "$p")" --type "$(preset_type "$p")" --tokenizer "$tok" --out "$MODEL_FILE"; then
     log "synth $p: $(cat "$gen_out")"
     # attach the generator's own record (bytes, seconds, GB/s, tensor types) as an info step
     record "synth-$p-info" info 0 "" "$(tail -n 1 "$gen_out")"
@@ -529,52 +541,9 @@ serve_model() {
     "{\"startup_s\": $startup, \"peak_vram_mib\": $peak, \"vram_before_mib\": $vram_before, \"port\": $port}"
 }
 
-vllm_cell() {
-  if timeout 60 "$PY" -c 'import vllm' 2>/dev/null; then
-    VLLM_PY="$PY"
-  elif [[ -x "$WORK/venv-vllm/bin/python" ]] && timeout 60 "$WORK/venv-vllm/bin/python" -c 'import vllm' 2>/dev/null; then
-    VLLM_PY="$WORK/venv-vllm/bin/python"
-  else
-    local net=0
-    timeout 8 "$PY" -c 'import socket; socket.create_connection(("pypi.org", 443), 5)' 2>/dev/null && net=1
-    if ((net == 0)); then
-      record vllm skipped 0 "vllm: not measured — not installed and no network"
-      return 0
-    fi
-    if [[ "${GPU_CELLS_VLLM_INSTALL:-0}" != 1 ]]; then
-      record vllm skipped 0 "vllm: not measured — not installed (set GPU_CELLS_VLLM_INSTALL=1 to pip install it here)"
-      return 0
-    fi
-    # UNTESTED path (no machine with both a GPU and network was available when this was written)
-    STEP_NOTE="UNTESTED path: pip install vllm into $WORK/venv-vllm"
-    run_step vllm-install 600 300 bash -c "'$PY' -m venv '$WORK/venv-vllm' && '$WORK/venv-vllm/bin/pip' install -q vllm" || return 0
-    VLLM_PY="$WORK/venv-vllm/bin/python"
-  fi
-  # UNTESTED path: serve a real HF model (vLLM cannot load our synthetic GGUFs without an HF tokenizer).
-  local model="${GPU_CELLS_VLLM_MODEL:-Qwen/Qwen2.5-1.5B-Instruct}" port label
-  label="vllm-$(basename "$model" | tr 'A-Z' 'a-z')"
-  port="$("$PY" "$CELLS" freeport)"
-  setsid "$VLLM_PY" -m vllm.entrypoints.openai.api_server --model "$model" --served-model-name "$label" \
-    --host 127.0.0.1 --port "$port" --max-model-len 4096 --gpu-memory-utilization 0.85 >"$RAW/vllm-server.log" 2>&1 &
-  SERVER_PID=$!
-  local t
-  t=$(date +%s)
-  if ! "$PY" "$CELLS" wait-http "http://127.0.0.1:$port/health" --timeout 300 --pid "$SERVER_PID" >/dev/null; then
-    record vllm failed $(($(date +%s) - t)) "UNTESTED path: vLLM server for $model not ready (log tail in log.txt)"
-    tail -n 30 "$RAW/vllm-server.log" | sed 's/^/  vllm| /'
-    stop_server
-    return 0
-  fi
-  if ((LOADTEST_OK)); then
-    STEP_NOTE="UNTESTED path; $model"
-    run_step "loadtest/$label" 200 60 "$PY" -m lalo_bench.cli loadtest --url "http://127.0.0.1:$port/v1" \
-      --model "$label" --profile concurrent --concurrency "$CONCURRENCY" --max-seconds "$LOAD_SECONDS" \
-      --max-tokens 128 --output "$RAW/loadtest-$label.json" "${LOADTEST_FLAGS[@]}" &&
-      cp "$RAW/loadtest-$label.json" "$OUT/loadtest-$label.json" || true
-  fi
-  stop_server
-  record vllm ok $(($(date +%s) - t)) "UNTESTED path; served $model"
-}
+# vLLM: benchmarks/gpu/vllm_cells.sh (vllm_unpack, vllm_cells)
+# shellcheck source=gpu/vllm_cells.sh
+source "$REPO/benchmarks/gpu/vllm_cells.sh"
 
 do_measure() {
   decide_cuda || return 1
@@ -599,11 +568,15 @@ do_measure() {
     log "=== llama-bench ${labels[$i]} ($(du -h "${files[$i]}" | cut -f1)) ==="
     bench_model "${labels[$i]}" "${files[$i]}" "${gbs[$i]}" || true
   done
-  for i in "${!labels[@]}"; do
-    log "=== llama-server ${labels[$i]} ==="
-    serve_model "${labels[$i]}" "${files[$i]}" "${gbs[$i]}" || true
-  done
-  vllm_cell || true
+  if [[ "${GPU_CELLS_SERVE:-1}" == 1 ]]; then
+    for i in "${!labels[@]}"; do
+      log "=== llama-server ${labels[$i]} ==="
+      serve_model "${labels[$i]}" "${files[$i]}" "${gbs[$i]}" || true
+    done
+  else
+    record llama-server skipped 0 "GPU_CELLS_SERVE=0: llama-bench only"
+  fi
+  [[ "${GPU_CELLS_VLLM:-1}" == 1 ]] && vllm_cells
 }
 
 # ------------------------------------------------------------------------------------------- main
@@ -629,6 +602,11 @@ fi
 if [[ "$PHASE" == measure || "$PHASE" == all ]]; then
   CUR_PHASE=measure
   do_measure || true
+fi
+if [[ "$PHASE" == vllm-unpack || "$PHASE" == vllm ]]; then
+  CUR_PHASE=vllm
+  vllm_unpack || true
+  [[ "$PHASE" == vllm ]] && vllm_cells
 fi
 render
 log "done in $(elapsed)s; results in $OUT:"

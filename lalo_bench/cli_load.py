@@ -102,6 +102,9 @@ def loadtest(
     prompt_tokens: Annotated[str, typer.Option(help="Prompt length: N, LOW:HIGH (words) or suite:ID.")] = "128",
     ignore_eos: Annotated[bool, typer.Option(help="Ask the server to run every reply to its length.")] = False,
     api: Annotated[str, typer.Option(help="chat or completions.")] = "chat",
+    temperature: Annotated[
+        float, typer.Option(min=0, help="Sampling temperature (1 keeps dummy-weight models from repeating one token).")
+    ] = 0.0,
     warmup: Annotated[int, typer.Option(help="Unmeasured requests before each load point.")] = 0,
     ramp_up: Annotated[float, typer.Option(help="Seconds over which concurrent slots start (0: all at once).")] = 0.0,
     busy_poll: Annotated[
@@ -153,6 +156,7 @@ def loadtest(
             api=api,
             seed=seed,
             ignore_eos=ignore_eos,
+            temperature=temperature,
         )
         with Progress(
             TextColumn("{task.description}"),

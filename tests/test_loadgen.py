@@ -284,3 +284,16 @@ def test_chunked_decoder_reassembles_any_split_of_the_stream() -> None:
         assert out == b"".join(payloads) and decoder.done
     with pytest.raises(HttpError, match="bad chunk size"):
         ChunkedDecoder().feed(b"zz\r\n")
+
+
+def test_benchmark_mode_body_runs_to_length_and_renders_special_tokens() -> None:
+    """ignore_eos is benchmark mode: the reply runs to max_tokens and special tokens stream as text, so a reply of
+    special tokens (dummy weights) still gives chunks to time."""
+    from lalo_bench.backends.openai_protocol import request_body
+
+    req = GenerationRequest(messages=[ChatMessage(role="user", content="hi")], max_tokens=8)
+    bench = request_body(req, "m", api="completions", ignore_eos=True)
+    assert bench["ignore_eos"] is True and bench["skip_special_tokens"] is False
+    assert bench["prompt"] == "hi" and bench["max_tokens"] == 8
+    plain = request_body(req, "m")
+    assert "ignore_eos" not in plain and "skip_special_tokens" not in plain

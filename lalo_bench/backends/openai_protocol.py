@@ -50,7 +50,12 @@ def request_body(
     stream: bool = True,
     ignore_eos: bool = False,
 ) -> dict[str, Any]:
-    """JSON body for ``request``; ``ignore_eos`` (vLLM, llama.cpp) makes replies run to ``max_tokens``."""
+    """JSON body for ``request``; ``ignore_eos`` (vLLM, llama.cpp) makes replies run to ``max_tokens``.
+
+    With ``ignore_eos`` (benchmark mode) special tokens are also rendered (``skip_special_tokens: false``, vLLM and
+    SGLang; llama.cpp ignores it): a reply of special tokens — common from synthetic or dummy weights — would
+    otherwise stream no text at all, and no chunk means no TTFT or ITL.
+    """
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": request.max_tokens,
@@ -70,6 +75,7 @@ def request_body(
         body["stream_options"] = {"include_usage": True}
     if ignore_eos:
         body["ignore_eos"] = True
+        body["skip_special_tokens"] = False
     return body
 
 

@@ -67,7 +67,11 @@ class LoadClient:
                 out.error = _describe(exc)
             break
         if out.error is None and not out.chunks:
-            out.error = "stream ended without any output"
+            out.error = (
+                f"server reported {out.usage_tokens} output tokens but streamed no text (tokens it does not render?)"
+                if out.usage_tokens
+                else "stream ended without any output"
+            )
         return RequestRecord.model_construct(
             index=index,
             scheduled_s=scheduled_s,
