@@ -13,18 +13,28 @@ a single cell, or cells whose ideal time and layer count are proportional (one m
 be told apart and the fit falls back to η alone — the median of measured / ceiling, so one odd cell cannot drag
 it. The decode-compute η (large batches) cannot be fitted from batch-1 cells, which are memory-bound, so it stays
 at the default and ``Efficiency.source`` says so.
+
+η per weight kernel: on a CPU the matmul kernel of the weight type (:func:`roofline.weight_kernel`) sets how
+much of the peak (prefill) and of the bandwidth (decode) is reached, so each kernel with two or more cells gets
+its own η beside overheads shared by all kernels; a kernel with fewer gets the pooled η. Prefill may also carry a
+cost per prompt token per layer (:func:`fit_prefill`), which cells measured at two prompt lengths can tell from
+the per-prompt one. With one kernel and one prompt length in the group (the H200 cells) this is the plain fit
+above.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from lalo_bench.config import Architecture, Catalog, ModelSpec, QuantFormat, TierSpec, load_catalog
@@ -36,12 +46,16 @@ from lalo_bench.hardware.roofline import (
     peak_tflops,
     prefill_flops,
     roofline_pct,
+    weight_kernel,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 """The measured cells ship with the repository (``benchmarks/results``); paths below are relative to it."""
 H200_LLAMA_BENCH = Path("benchmarks/results/gpu/20261126-h200/llama-bench.json")
+GPU_RESULTS = Path("benchmarks/results/gpu")
+"""One folder per GPU run of ``benchmarks/gpu_cells.sh``; each ``llama-bench.json`` in it is calibration input."""
 CPU_CELLS = Path("benchmarks/results/cpu_cells.json")
+CPU_BENCH_CELLS = Path("benchmarks/results/cpu_bench_cells.json")
 
 
 class MeasuredCell(BaseModel):
@@ -65,6 +79,12 @@ class MeasuredCell(BaseModel):
     bandwidth_gbs: float = Field(gt=0, description="per device: spec sheet (GPU) or STREAM triad (CPU)")
     peak_tflops: float = Field(gt=0, description="per device tensor peak for the format (roofline.peak_tflops)")
     kv_bytes: float = Field(default=2.0, gt=0, description="bytes per cached KV element (2 = fp16 cache)")
+    kernel: str | None = Field(default=None, description="main weight type of the matmuls (roofline.weight_kernel)")
+    series: str | None = Field(
+        default=None,
+        description="cells sharing a series are one setup measured at several prompt lengths; leave-one-out "
+        "holds them out together",
+    )
     source: str = Field(description="where the numbers came from (file, run id, date)")
 
     @property
@@ -121,6 +141,7 @@ def cell_from_measurement(
     decode_context: float = 0,
     config: str = "",
     kv_bytes: float = 2.0,
+    series: str | None = None,
 ) -> MeasuredCell:
     """A cell from plain measured numbers (e.g. the sweep's CPU cells read back from MLflow by the caller).
 
@@ -144,6 +165,8 @@ def cell_from_measurement(
         bandwidth_gbs=bandwidth_gbs or tier.memory_bandwidth_gbs,
         peak_tflops=peak_tflops(tier, fmt),
         kv_bytes=kv_bytes,
+        kernel=weight_kernel(fmt, model.arch),
+        series=series,
         source=source,
     )
 
@@ -190,10 +213,26 @@ def _quant_for(filename: str, catalog: Catalog) -> str:
 
 
 def _tier_for(gpu_info: str, catalog: Catalog) -> TierSpec:
-    found = [t for t in catalog.tiers if t.kind == "gpu" and t.device.lower().startswith(gpu_info.lower().strip())]
+    """The catalog GPU tier of a device name as the driver reports it.
+
+    The driver's name and the catalog's differ in packaging words ("NVIDIA H100 80GB HBM3" vs "NVIDIA H100 80GB
+    SXM5"), so a tier matches when its device holds every model and memory token of the reported name
+    (``H100``, ``80GB``) and is the only such single-GPU tier.
+    """
+    tokens = [t for t in re.findall(r"[a-z]*\d+[a-z]*", gpu_info.lower()) if not t.startswith("hbm")]
+    found = [
+        t
+        for t in catalog.tiers
+        if t.kind == "gpu" and t.devices == 1 and tokens and all(tok in t.device.lower().split() for tok in tokens)
+    ]
     if len(found) != 1:
         raise ValueError(f"cannot match gpu_info '{gpu_info}' to one catalog tier; pass tier=")
     return found[0]
+
+
+def gpu_llama_bench_files(root: Path = REPO) -> list[Path]:
+    """Every shipped GPU run's llama-bench file, oldest first (the folders are named by date)."""
+    return sorted((root / GPU_RESULTS).glob("*/llama-bench.json"))
 
 
 def cells_from_llama_bench(
@@ -246,6 +285,7 @@ def cells_from_llama_bench(
                 bandwidth_gbs=hw.memory_bandwidth_gbs,
                 peak_tflops=peak_tflops(hw, fmt),
                 kv_bytes=1.0 if str(type_k).startswith("q8") else 2.0,
+                kernel=weight_kernel(fmt, arch),
                 source=f"llama-bench {path} ({tg.get('gpu_info')}, {tg.get('backends')}, {tg.get('test_time')})",
             )
         )
@@ -294,6 +334,46 @@ def cells_from_cpu_json(
     return cells
 
 
+def cells_from_cpu_bench(
+    path: str | Path = CPU_BENCH_CELLS,
+    catalog: Catalog | None = None,
+    bytes_per_token: Literal["catalog", "file"] = "catalog",
+) -> list[MeasuredCell]:
+    """Cells from ``benchmarks/results/cpu_bench_cells.json`` (written by ``benchmarks/cpu_cells_bench.py``).
+
+    One cell per model x quant x prompt length: the medians over the clean repeats of prefill tok/s, TTFT and
+    decode tok/s (decoding right after that prompt), at the STREAM triad recorded in the same run. The prompt
+    lengths of one GGUF form a ``series``, so leave-one-out holds them out together. Bytes per token as in
+    :func:`cells_from_cpu_json`; ``"file"`` takes the GGUF's size.
+    """
+    path = Path(path)
+    catalog = catalog or load_catalog()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    bandwidth = float(data["bandwidth"]["triad_gbs"])
+    cells = []
+    for row in data["cells"]:
+        model = catalog.model(row["model"])
+        cell = cell_from_measurement(
+            model,
+            catalog.quant_formats[row["quant"]],
+            row["quant"],
+            row["backend"],
+            catalog.tier(row["tier"]),
+            float(row["decode_tok_s"]),
+            source=f"{path.name} ({data['started_at']}, {row['clean_repeats']} clean repeats)",
+            bandwidth_gbs=bandwidth,
+            prefill_tok_s=float(row["prefill_tok_s"]),
+            ttft_ms=float(row["ttft_ms"]),
+            prompt_tokens=int(row["prompt_tokens"]),
+            decode_context=float(row["decode_context"]),
+            series=f"{path.name}:{row['model']}/{row['quant']}",
+        )
+        if bytes_per_token == "file":
+            cell = cell.model_copy(update={"weight_bytes": float(row["file_bytes"])})
+        cells.append(cell)
+    return cells
+
+
 def calibration_id(cells: list[MeasuredCell]) -> str:
     """A short stable hash of the cells, so a projection can cite exactly which measurements it came from."""
     blob = json.dumps(sorted(c.model_dump_json() for c in cells)).encode()
@@ -315,7 +395,7 @@ class OverheadFit(NamedTuple):
 
 
 MAX_ETA = 1.5  # Efficiency's bound: a fit beyond it is not physical, so it falls back to η alone
-_DEGENERATE = 1e-6  # 1 - cos² of the two regressors below which they are treated as proportional
+_DEGENERATE = 1e-6  # ~1 - cos² between regressors below which they are treated as proportional (see _well_conditioned)
 
 
 def fit_eta_overhead(
@@ -331,42 +411,131 @@ def fit_eta_overhead(
     """
     if not (len(ideal_s) == len(layers) == len(measured_s)) or not measured_s:
         raise ValueError("need the same, non-zero number of ideal times, layer counts and measured times")
-    median_eta = statistics.median(i / m for i, m in zip(ideal_s, measured_s, strict=True))
-    fallback = OverheadFit(median_eta, 0.0, "eta only", len(measured_s))
-    if not fit_overhead or len(measured_s) < 2:
-        return fallback
-    u = [i / m for i, m in zip(ideal_s, measured_s, strict=True)]
-    v = [n / m for n, m in zip(layers, measured_s, strict=True)]
-    suu, svv, suv = sum(x * x for x in u), sum(x * x for x in v), sum(x * y for x, y in zip(u, v, strict=True))
-    det = suu * svv - suv * suv
-    if det <= _DEGENERATE * suu * svv:
-        return fallback
-    su, sv = sum(u), sum(v)
-    inv_eta = (su * svv - sv * suv) / det
-    overhead = (suu * sv - suv * su) / det
-    if overhead < 0 or inv_eta <= 1 / MAX_ETA:
-        return fallback
-    return OverheadFit(1 / inv_eta, overhead, "least squares", len(measured_s))
+    fit = fit_eta_overhead_by_kernel(ideal_s, measured_s, [None] * len(measured_s), {"layer": layers}, fit_overhead)
+    return OverheadFit(fit.eta, fit.overhead("layer"), fit.method, fit.cells)
 
 
-def fit_decode(cells: Sequence[MeasuredCell], fit_overhead: bool = True) -> OverheadFit:
-    """(η_mem, step overhead per layer) from the cells' decode step times."""
-    return fit_eta_overhead(
+class KernelFit(NamedTuple):
+    """η per weight kernel plus fixed costs shared by all kernels; ``eta`` is the η for kernels not fitted.
+
+    ``overheads`` maps each fixed-cost term to its fitted seconds per unit (``"layer"``: per layer per pass,
+    ``"token_layer"``: per prompt token per layer); a term left out of the fit is absent.
+    """
+
+    eta: float
+    by_kernel: dict[str, float]
+    overheads: dict[str, float]
+    method: Literal["least squares", "eta only"]
+    cells: int
+
+    def overhead(self, term: str) -> float:
+        return self.overheads.get(term, 0.0)
+
+    def describe(self) -> str:
+        etas = f"eta {self.eta:.3g}"
+        if self.by_kernel:
+            etas += " (" + ", ".join(f"{k} {eta:.3g}" for k, eta in sorted(self.by_kernel.items())) + ")"
+        if self.method == "eta only":
+            return f"{etas} (medians of {self.cells}, no overhead)"
+        costs = " + ".join(f"{s * 1e6:.3g} us/{term.replace('_', '/')}" for term, s in self.overheads.items())
+        return f"{etas} + {costs} (least squares, {self.cells})"
+
+
+MIN_KERNEL_CELLS = 2  # a weight kernel gets its own η only with at least this many cells
+
+
+def _well_conditioned(design: np.ndarray) -> bool:
+    """Columns independent enough to separate: smallest / largest singular value of the unit-norm columns above
+    sqrt(``_DEGENERATE``) (for two columns at angle θ that ratio is about sin θ / 2, so this is 1 - cos² > 4e-6)."""
+    cols = design / np.linalg.norm(design, axis=0)
+    sv = np.linalg.svd(cols, compute_uv=False)
+    return bool(sv[-1] > math.sqrt(_DEGENERATE) * sv[0])
+
+
+def fit_eta_overhead_by_kernel(
+    ideal_s: Sequence[float],
+    measured_s: Sequence[float],
+    kernels: Sequence[str | None],
+    overhead_units: dict[str, Sequence[float]],
+    fit_overhead: bool = True,
+) -> KernelFit:
+    """Fit ``measured ≈ ideal / η_kernel + Σ units x overhead`` with the overheads (>= 0) shared by all kernels.
+
+    ``overhead_units`` gives, per fixed-cost term, each cell's count of it (layers; prompt tokens x layers).
+    Each weight kernel with at least :data:`MIN_KERNEL_CELLS` cells gets its own η; the rest share one column,
+    so their cells still inform the overheads. Least squares on relative residuals, as :func:`fit_eta_overhead`.
+    Every subset of the terms is tried (all first, then fewer, in the order given) and the best fit whose
+    columns can be told apart, whose overheads are >= 0 and whose η stay in (0, 1.5] is kept; a later subset
+    must fit strictly better, so when two terms are indistinguishable (one prompt length only) the first one
+    given stays. With no term left, η per kernel is the median of ideal / measured. ``eta`` is the least-squares
+    η over every cell at the chosen overheads: what a kernel without its own η gets.
+    """
+    n = len(measured_s)
+    if not n or len(ideal_s) != n or len(kernels) != n or any(len(x) != n for x in overhead_units.values()):
+        raise ValueError("need the same, non-zero number of ideal times, measured times, kernels and overhead units")
+    counts = {k: sum(1 for kk in kernels if kk == k) for k in set(kernels) if k is not None}
+    own = sorted(k for k, c in counts.items() if c >= MIN_KERNEL_CELLS and len(set(kernels)) > 1)
+    measured = np.array(measured_s)
+    u = np.array(ideal_s) / measured
+    column = [own.index(k) if k in own else len(own) for k in kernels]  # the last column: kernels without their own
+    eta_cols = np.zeros((n, len(own) + 1))
+    eta_cols[np.arange(n), column] = u
+    eta_cols = eta_cols[:, eta_cols.any(axis=0)]
+    units = {term: np.array(x, dtype=float) / measured for term, x in overhead_units.items()}
+    names = list(units)
+    subsets = [c for r in range(len(names), 0, -1) for c in itertools.combinations(names, r)] if fit_overhead else []
+    best: tuple[float, dict[str, float], dict[str, float], float] | None = None
+    for subset in subsets:
+        design = np.column_stack([eta_cols, *(units[t] for t in subset)])
+        if design.shape[0] < design.shape[1] or not _well_conditioned(design):
+            continue
+        solution, *_ = np.linalg.lstsq(design, np.ones(n), rcond=None)
+        overheads = dict(zip(subset, (float(x) for x in solution[eta_cols.shape[1] :]), strict=True))
+        inverse = solution[: len(own)]
+        rest = 1.0 - sum((units[t] * s for t, s in overheads.items()), np.zeros(n))
+        pooled = float(u @ u / (u @ rest)) if u @ rest > 0 else math.inf
+        if min(overheads.values()) < 0 or (inverse <= 1 / MAX_ETA).any() or not 0 < pooled <= MAX_ETA:
+            continue
+        residual = float(np.sum((design @ solution - 1.0) ** 2))
+        if best is None or residual < best[0] * (1 - 1e-6) - 1e-12:  # ties (within rounding) keep the earlier
+            best = (residual, {k: float(1 / x) for k, x in zip(own, inverse, strict=True)}, overheads, pooled)
+    if best is None:
+        per = {k: statistics.median(u[i] for i, kk in enumerate(kernels) if kk == k) for k in own}
+        return KernelFit(statistics.median(u), per, {}, "eta only", n)
+    _, per, overheads, pooled = best
+    return KernelFit(pooled, per, overheads, "least squares", n)
+
+
+def fit_decode(cells: Sequence[MeasuredCell], fit_overhead: bool = True, per_kernel: bool = True) -> KernelFit:
+    """(η_mem per weight kernel, step overhead per layer) from the cells' decode step times.
+
+    On a CPU, batch-1 decode dequantizes every weight it streams, and the kernels differ in how much of the
+    bandwidth they reach (q4_0's repacked kernel vs q4_1's plain dot products on the same model), hence η per
+    kernel; ``per_kernel=False`` pools them.
+    """
+    return fit_eta_overhead_by_kernel(
         [1.0 / c.decode_ceiling_tok_s() for c in cells],
-        [c.arch.layers for c in cells],
         [1.0 / c.decode_tok_s for c in cells],
+        [c.kernel if per_kernel else None for c in cells],
+        {"layer": [c.arch.layers for c in cells]},
         fit_overhead,
     )
 
 
-def fit_prefill(cells: Sequence[MeasuredCell], fit_overhead: bool = True) -> OverheadFit | None:
-    """(η_prefill, prefill overhead per layer) from the cells' prompt times; None where no prefill was measured.
+def fit_prefill(cells: Sequence[MeasuredCell], fit_overhead: bool = True, per_kernel: bool = True) -> KernelFit | None:
+    """(η_prefill per weight kernel, prefill overheads) from the cells' prompt times; None where none was measured.
 
+    Two fixed costs are candidates: per layer per prompt (one pass: kernel launches and syncs, which dominate on a
+    GPU) and per prompt token per layer (work that grows with the tokens but not with the weights: quantizing each
+    token's activations for every matmul, norms, RoPE, the activation function, the short rows of a small model's
+    matmuls; on a CPU, measured prefill tok/s barely changes between 128 and 512 tokens, which a per-prompt cost
+    cannot produce). Cells at one prompt length cannot tell the two apart, and then the per-prompt term is kept.
     The weight-read floor of :func:`roofline.prefill_s` is left out of the fit: the measured prompts (hundreds of
-    tokens) are compute-bound at any plausible η.
+    tokens) are compute-bound at any plausible η. Kernels differ most here (CPU: tinyBLAS for q8_0/q5_0, repacked
+    q4_0, plain dot products for q4_1: 2-3x apart on one model); ``per_kernel=False`` pools them.
     """
     rows = [
-        (c.prompt_tokens / ceil, c.arch.layers, c.prompt_tokens / m)
+        (c.prompt_tokens / ceil, c.prompt_tokens / m, c.kernel if per_kernel else None, c.arch.layers, c.prompt_tokens)
         for c in cells
         if c.prompt_tokens is not None
         and (m := c.measured_prefill_tok_s()) is not None
@@ -374,14 +543,16 @@ def fit_prefill(cells: Sequence[MeasuredCell], fit_overhead: bool = True) -> Ove
     ]
     if not rows:
         return None
-    ideal, layers, measured = zip(*rows, strict=True)
-    return fit_eta_overhead(ideal, layers, measured, fit_overhead)
+    ideal, measured, kernels, layers, prompts = zip(*rows, strict=True)
+    units = {"layer": layers, "token_layer": [n * p for n, p in zip(layers, prompts, strict=True)]}
+    return fit_eta_overhead_by_kernel(ideal, measured, kernels, units, fit_overhead)
 
 
-def calibrate(cells: list[MeasuredCell], fit_overhead: bool = True) -> Efficiency:
-    """Fit (η_mem, step overhead) and (η_prefill, prefill overhead) for one backend family on one device kind.
+def calibrate(cells: list[MeasuredCell], fit_overhead: bool = True, per_kernel: bool = True) -> Efficiency:
+    """Fit (η_mem, step overhead) and (η_prefill, prefill overheads) for one backend family on one device kind.
 
-    ``fit_overhead=False`` reproduces the η-only calibration (medians), kept to show what the overhead buys.
+    η comes per weight kernel where a kernel has :data:`MIN_KERNEL_CELLS` cells (``per_kernel=False``: pooled
+    only); ``fit_overhead=False`` reproduces the η-only calibration (medians), kept to show what the overhead buys.
     """
     if not cells:
         raise ValueError("no cells to calibrate on")
@@ -390,18 +561,21 @@ def calibrate(cells: list[MeasuredCell], fit_overhead: bool = True) -> Efficienc
         raise ValueError(f"cells mix backends/device kinds {sorted(groups)}; use calibrate_per_backend")
     family, kind = next(iter(groups)).split("/")
     default = default_efficiency(family, kind)
-    decode = fit_decode(cells, fit_overhead)
-    prefill = fit_prefill(cells, fit_overhead)
+    decode = fit_decode(cells, fit_overhead, per_kernel)
+    prefill = fit_prefill(cells, fit_overhead, per_kernel)
     note = f"prefill {prefill.describe()}" if prefill else "eta_prefill default (no prefill measured)"
     return Efficiency(
         eta_mem=decode.eta,
         eta_flops=default.eta_flops,
         eta_prefill=prefill.eta if prefill else default.eta_prefill,
-        step_overhead_per_layer_s=decode.overhead_per_layer_s,
-        prefill_overhead_per_layer_s=prefill.overhead_per_layer_s if prefill else 0.0,
+        step_overhead_per_layer_s=decode.overhead("layer"),
+        prefill_overhead_per_layer_s=prefill.overhead("layer") if prefill else 0.0,
+        prefill_overhead_per_token_layer_s=prefill.overhead("token_layer") if prefill else 0.0,
+        eta_mem_by_kernel=decode.by_kernel,
+        eta_prefill_by_kernel=prefill.by_kernel if prefill else {},
         source=(
             f"calibrated ({family}/{kind}): decode {decode.describe()}, {note}; eta_flops default "
-            f"(batch-1 cells are memory-bound) — {', '.join(c.label for c in cells)}"
+            f"(batch-1 cells are memory-bound) — {', '.join(sorted({c.label for c in cells}))}"
         ),
         calibration_id=calibration_id(cells),
     )
@@ -427,17 +601,21 @@ class Projection(BaseModel):
 
 def project_cell(cell: MeasuredCell, eff: Efficiency) -> Projection:
     """Project a cell's own measurements, as :mod:`roofline` does: decode step = 1 / (η_mem x ceiling) + layers x
-    step overhead; prefill = prompt / (η_prefill x ceiling), floored by one weight read, + layers x prefill
-    overhead; TTFT = prefill of ``prompt_tokens`` + one decode step at that context."""
+    step overhead; prefill = prompt / (η_prefill x ceiling), floored by one weight read, + layers x (prefill
+    overhead + prompt x per-token prefill overhead); TTFT = prefill of ``prompt_tokens`` + one decode step at that
+    context. η is the cell's weight kernel's where calibrated, else the pooled one."""
     layers = cell.arch.layers
-    decode = 1.0 / (1.0 / (eff.eta_mem * cell.decode_ceiling_tok_s()) + layers * eff.step_overhead_per_layer_s)
+    eta_mem, eta_prefill = eff.mem_eta(cell.kernel), eff.prefill_eta(cell.kernel)
+    decode = 1.0 / (1.0 / (eta_mem * cell.decode_ceiling_tok_s()) + layers * eff.step_overhead_per_layer_s)
     ceil = cell.prefill_ceiling_tok_s()
     if ceil is None or cell.prompt_tokens is None:
         return Projection(decode_tok_s=decode, prefill_tok_s=None, ttft_ms=None)
-    floor_s = cell.weight_bytes / (cell.bandwidth_gbs * 1e9 * eff.eta_mem)
-    prefill_time = max(cell.prompt_tokens / (eff.eta_prefill * ceil), floor_s)
-    prefill_time += layers * eff.prefill_overhead_per_layer_s
-    step = 1.0 / (eff.eta_mem * cell.decode_ceiling_tok_s(cell.prompt_tokens)) + layers * eff.step_overhead_per_layer_s
+    floor_s = cell.weight_bytes / (cell.bandwidth_gbs * 1e9 * eta_mem)
+    prefill_time = max(cell.prompt_tokens / (eta_prefill * ceil), floor_s)
+    prefill_time += layers * (
+        eff.prefill_overhead_per_layer_s + cell.prompt_tokens * eff.prefill_overhead_per_token_layer_s
+    )
+    step = 1.0 / (eta_mem * cell.decode_ceiling_tok_s(cell.prompt_tokens)) + layers * eff.step_overhead_per_layer_s
     return Projection(
         decode_tok_s=decode,
         prefill_tok_s=cell.prompt_tokens / prefill_time,
@@ -457,11 +635,14 @@ class LooResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cell: str
+    prompt_tokens: int | None = None
+    kernel: str | None = None
     fitted_on: int = Field(description="number of other cells η came from")
-    eta_mem: float
-    eta_prefill: float
+    eta_mem: float = Field(description="the η_mem applied to this cell (its kernel's, else pooled)")
+    eta_prefill: float = Field(description="the η_prefill applied to this cell (its kernel's, else pooled)")
     step_overhead_per_layer_s: float = 0.0
     prefill_overhead_per_layer_s: float = 0.0
+    prefill_overhead_per_token_layer_s: float = 0.0
     measured_decode_tok_s: float
     projected_decode_tok_s: float
     decode_abs_pct_error: float
@@ -473,39 +654,49 @@ class LooResult(BaseModel):
     ttft_abs_pct_error: float | None = None
 
 
-def leave_one_out(cells: list[MeasuredCell], fit_overhead: bool = True) -> list[LooResult]:
+def project_from(cell: MeasuredCell, eff: Efficiency, fitted_on: int) -> LooResult:
+    """A cell's measurement against the projection with ``eff`` (fitted on ``fitted_on`` cells, not this one)."""
+    proj = project_cell(cell, eff)
+    measured_prefill = cell.measured_prefill_tok_s()
+    return LooResult(
+        cell=cell.label,
+        prompt_tokens=cell.prompt_tokens,
+        kernel=cell.kernel,
+        fitted_on=fitted_on,
+        eta_mem=eff.mem_eta(cell.kernel),
+        eta_prefill=eff.prefill_eta(cell.kernel),
+        step_overhead_per_layer_s=eff.step_overhead_per_layer_s,
+        prefill_overhead_per_layer_s=eff.prefill_overhead_per_layer_s,
+        prefill_overhead_per_token_layer_s=eff.prefill_overhead_per_token_layer_s,
+        measured_decode_tok_s=cell.decode_tok_s,
+        projected_decode_tok_s=proj.decode_tok_s,
+        decode_abs_pct_error=_abs_pct(proj.decode_tok_s, cell.decode_tok_s) or 0.0,
+        measured_prefill_tok_s=measured_prefill,
+        projected_prefill_tok_s=proj.prefill_tok_s if measured_prefill is not None else None,
+        prefill_abs_pct_error=_abs_pct(proj.prefill_tok_s, measured_prefill),
+        measured_ttft_ms=cell.ttft_ms,
+        projected_ttft_ms=proj.ttft_ms if cell.ttft_ms is not None else None,
+        ttft_abs_pct_error=_abs_pct(proj.ttft_ms, cell.ttft_ms),
+    )
+
+
+def leave_one_out(cells: list[MeasuredCell], fit_overhead: bool = True, per_kernel: bool = True) -> list[LooResult]:
     """For each cell, refit η (and overheads) on the others of its group and compare with the measurement.
 
-    A cell alone in its group is skipped (nothing to fit on). The absolute percentage errors are the honest
-    error bar to quote beside a projection made with the same calibration.
+    "The others" excludes the cell's whole ``series`` (the same GGUF at other prompt lengths), which would
+    otherwise hand the fit the answer. A cell with nothing left in its group is skipped. The absolute
+    percentage errors are the honest error bar to quote beside a projection made with the same calibration.
     """
     out = []
     for i, cell in enumerate(cells):
-        others = [c for j, c in enumerate(cells) if j != i and c.group == cell.group]
+        others = [
+            c
+            for j, c in enumerate(cells)
+            if j != i and c.group == cell.group and (cell.series is None or c.series != cell.series)
+        ]
         if not others:
             continue
-        eff = calibrate(others, fit_overhead)
-        proj = project_cell(cell, eff)
-        measured_prefill = cell.measured_prefill_tok_s()
-        out.append(
-            LooResult(
-                cell=cell.label,
-                fitted_on=len(others),
-                eta_mem=eff.eta_mem,
-                eta_prefill=eff.eta_prefill,
-                step_overhead_per_layer_s=eff.step_overhead_per_layer_s,
-                prefill_overhead_per_layer_s=eff.prefill_overhead_per_layer_s,
-                measured_decode_tok_s=cell.decode_tok_s,
-                projected_decode_tok_s=proj.decode_tok_s,
-                decode_abs_pct_error=_abs_pct(proj.decode_tok_s, cell.decode_tok_s) or 0.0,
-                measured_prefill_tok_s=measured_prefill,
-                projected_prefill_tok_s=proj.prefill_tok_s if measured_prefill is not None else None,
-                prefill_abs_pct_error=_abs_pct(proj.prefill_tok_s, measured_prefill),
-                measured_ttft_ms=cell.ttft_ms,
-                projected_ttft_ms=proj.ttft_ms if cell.ttft_ms is not None else None,
-                ttft_abs_pct_error=_abs_pct(proj.ttft_ms, cell.ttft_ms),
-            )
-        )
+        out.append(project_from(cell, calibrate(others, fit_overhead, per_kernel), len(others)))
     return out
 
 
@@ -534,14 +725,21 @@ class Calibration(BaseModel):
 def default_calibration() -> Calibration:
     """Efficiencies fitted on the measured cells shipped with the repository, per backend/device group.
 
-    Today: llama.cpp on an NVIDIA H200 (llama-bench, ``benchmarks/results/gpu``) and llama.cpp on this
-    2-core machine (sweep cells, ``benchmarks/results/cpu_cells.json``). A group without cells keeps the
-    backend's uncalibrated default, and its projections say so.
+    Today: llama.cpp on an NVIDIA H200 and an H100 (llama-bench, ``benchmarks/results/gpu/*/``) and llama.cpp on this
+    2-core machine (``benchmarks/results/cpu_bench_cells.json``: fixed prompts, fresh KV cache, repeats taken
+    while no other process ran). The sweep's CPU cells (``cpu_cells.json``) are used only when that file is
+    missing: their prompts vary from item to item (a mean TTFT over prompts of different lengths is not the TTFT
+    of the mean length), their background load went unrecorded and their bandwidth was measured at another time,
+    and the controlled run measures the same model x quant pairs. ``benchmarks/calibration_loo.py`` projects them
+    from the controlled calibration as an out-of-sample check. A group without cells keeps the backend's
+    uncalibrated default, and its projections say so.
     """
     cells = []
-    if (REPO / H200_LLAMA_BENCH).is_file():
-        cells += cells_from_llama_bench(REPO / H200_LLAMA_BENCH)
-    if (REPO / CPU_CELLS).is_file():
+    for path in gpu_llama_bench_files():
+        cells += cells_from_llama_bench(path)
+    if (REPO / CPU_BENCH_CELLS).is_file():
+        cells += cells_from_cpu_bench(REPO / CPU_BENCH_CELLS)
+    elif (REPO / CPU_CELLS).is_file():
         cells += cells_from_cpu_json(REPO / CPU_CELLS)
     if not cells:
         return Calibration()

@@ -2,7 +2,9 @@
 
 Every number from this module is a PROJECTION (DESIGN.md: measured vs projected, always labelled). Its quality
 rests on the efficiencies η, which :mod:`lalo_bench.hardware.calibration` fits on measured cells; the
-:data:`DEFAULT_EFFICIENCY` table is an uncalibrated fallback and says so in ``Efficiency.source``.
+:data:`DEFAULT_EFFICIENCY` table is an uncalibrated fallback and says so in ``Efficiency.source``. A calibration
+may carry η_mem and η_prefill per weight kernel (:func:`weight_kernel`: the ggml type of most matmul weights);
+a format whose kernel was not measured gets the pooled η.
 
 Decode step (one token for each of ``batch`` sequences), per device::
 
@@ -19,7 +21,8 @@ synchronisation between ops (GPU), thread barriers between ops (CPU), sampling. 
 lower fraction of the bandwidth than a large one; it is counted per layer because the number of ops (launches,
 barriers) grows with the layers. Prefill pays its own ``layers x prefill_overhead_per_layer_s`` once per prompt.
 
-``2 x active params`` is one multiply-add per weight touched (MoE: only the routed + shared experts);
+``2 x active params`` is one multiply-add per weight touched (MoE: only the routed + shared experts); a prompt
+skips the vocabulary table except for its last token (:func:`prefill_flops`);
 ``4 x attn_width x context`` per layer is q·K over the cached keys plus p·V over the cached values, with
 ``attn_width = heads x head_dim`` (MLA, absorbed form: heads x (kv_lora_rank + rope dims) for q·K and
 heads x kv_lora_rank for p·V). Sliding-window layers attend to at most the window.
@@ -62,12 +65,32 @@ class Efficiency(BaseModel):
     prefill_overhead_per_layer_s: float = Field(
         default=0.0, ge=0, description="prefill: fixed seconds per layer per prompt, on top of the FLOPs term"
     )
+    prefill_overhead_per_token_layer_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="prefill: seconds per prompt token per layer that do not scale with the weights (CPU: "
+        "activation quantization, norms, RoPE, short matmul rows)",
+    )
+    eta_mem_by_kernel: dict[str, float] = Field(
+        default_factory=dict, description="eta_mem per weight kernel (weight_kernel) where calibrated; else eta_mem"
+    )
+    eta_prefill_by_kernel: dict[str, float] = Field(
+        default_factory=dict, description="eta_prefill per weight kernel where calibrated; else eta_prefill"
+    )
     source: str = Field(description="'default (uncalibrated): …' or 'calibrated: …' with the cells behind it")
     calibration_id: str | None = Field(default=None, description="hash of the measured cells; None for defaults")
 
     @property
     def calibrated(self) -> bool:
         return self.calibration_id is not None
+
+    def mem_eta(self, kernel: str | None) -> float:
+        """η_mem for weights in ``kernel`` (see :func:`weight_kernel`): its own where fitted, else the pooled one."""
+        return self.eta_mem_by_kernel.get(kernel or "", self.eta_mem)
+
+    def prefill_eta(self, kernel: str | None) -> float:
+        """η_prefill for weights in ``kernel``: its own where fitted, else the pooled one."""
+        return self.eta_prefill_by_kernel.get(kernel or "", self.eta_prefill)
 
 
 def _default(
@@ -156,6 +179,32 @@ def peak_tflops(tier: TierSpec, fmt: QuantFormat) -> float:
     return tier.fp16_tflops
 
 
+# llama.cpp's main tensor type per file type (llama_ftype), and its quantizer's fallback when a tensor's row
+# length is not a multiple of the 256-weight k-quant block (llama-quant.cpp, tensor_type_fallback)
+_FTYPE_KERNEL = {"F16": "f16", "BF16": "bf16", "Q8_0": "q8_0", "Q6_K": "q6_k", "Q5_K_M": "q5_k", "Q5_K_S": "q5_k"}
+_FTYPE_KERNEL |= {"Q5_0": "q5_0", "Q5_1": "q5_1", "Q4_K_M": "q4_k", "Q4_K_S": "q4_k", "Q4_0": "q4_0", "Q4_1": "q4_1"}
+_FTYPE_KERNEL |= {"Q3_K_M": "q3_k", "Q3_K_S": "q3_k", "Q2_K": "q2_k"}
+_K_FALLBACK = {"q2_k": "q4_0", "q3_k": "q4_0", "q4_k": "q5_0", "q5_k": "q5_1", "q6_k": "q8_0"}
+QK_K = 256
+
+
+def weight_kernel(fmt: QuantFormat, arch: Architecture) -> str | None:
+    """The ggml weight type that carries most of a GGUF model's matmuls: the kernel its prefill (and decode) run.
+
+    On a CPU the speed of a matmul depends on the weight type's kernel far more than on its bits (llama.cpp runs
+    q8_0/q5_0 through llamafile's tinyBLAS, repacks q4_0/q4_k into interleaved blocks, and leaves q4_1 on plain
+    dot products), so η is calibrated per kernel. A k-quant's main type falls back to a 32-block type when the
+    model's hidden size (the row length of the q/k/v/gate/up weights) is not a multiple of 256: llama.cpp's
+    quantizer does the same (q4_k -> q5_0, q6_k -> q8_0, ...). None for formats that are not GGUF file types.
+    """
+    if fmt.file_format != "gguf" or fmt.llama_ftype is None:
+        return None
+    kernel = _FTYPE_KERNEL.get(fmt.llama_ftype.upper())
+    if kernel in _K_FALLBACK and arch.hidden_size % QK_K:
+        return _K_FALLBACK[kernel]
+    return kernel
+
+
 class StepBreakdown(BaseModel):
     """One projected decode step for ``batch`` sequences, with each roofline term so a reader can see the limit."""
 
@@ -236,7 +285,7 @@ def decode_step_s(
     arch = model.arch
     bytes_read = (active_weight_bytes(model, fmt) + batch * kv_bytes_for_context(arch, context, kv_bytes)) / tp
     flops = batch * (2 * arch.active_params + _attn_flops_per_token(arch, context))
-    t_mem = bytes_read / (tier.memory_bandwidth_gbs * 1e9 * eff.eta_mem)
+    t_mem = bytes_read / (tier.memory_bandwidth_gbs * 1e9 * eff.mem_eta(weight_kernel(fmt, arch)))
     t_compute = flops / (peak_tflops(tier, fmt) * 1e12 * tp * eff.eta_flops)
     t_comm = _allreduce_s(tier, tp, arch.layers, arch.hidden_size * batch * 2.0)
     t_overhead = arch.layers * eff.step_overhead_per_layer_s
@@ -260,12 +309,20 @@ def decode_step_s(
 
 
 def prefill_flops(arch: Architecture, prompt_tokens: int) -> float:
-    """2 x active params per prompt token, plus causal attention: token i attends to the i tokens before it."""
+    """Matmul FLOPs of a prompt: 2 x active params per token, except the vocabulary table, plus causal attention.
+
+    The token embedding is a row lookup, not a matmul, and the output projection (the same table when tied) runs
+    for the last prompt token only: llama.cpp and vLLM compute logits just for the positions that sample. So the
+    ``vocab x hidden`` table costs ``2 x vocab x hidden`` once per prompt, not per token (for Gemma 3 270M it is
+    63% of the weights). Attention: token i attends to the i tokens before it (or its window).
+    """
     per_ctx, global_layers, sliding, window = _attn_terms(arch)
     p = prompt_tokens
     causal = p * (p - 1) / 2  # sum of i for i in 0..p-1
     windowed = causal if p - 1 <= window else window * (window + 1) / 2 + (p - 1 - window) * window
-    return 2 * arch.active_params * p + per_ctx * (global_layers * causal + sliding * windowed)
+    table = min(float((arch.vocab_size or 0) * arch.hidden_size), arch.active_params)
+    matmul = 2 * (arch.active_params - table) * p + 2 * table
+    return matmul + per_ctx * (global_layers * causal + sliding * windowed)
 
 
 def prefill_s(
@@ -282,16 +339,19 @@ def prefill_s(
     ``bandwidth x η_mem`` (a short prompt cannot beat a decode step), plus the TP all-reduces of
     ``hidden x prompt_tokens x 2 bytes``, plus ``layers x prefill_overhead_per_layer_s`` (one forward pass's
     fixed cost; llama.cpp runs one pass per ``n_ubatch`` tokens, which the calibrated figure absorbs for the
-    prompt lengths it was fitted on).
+    prompt lengths it was fitted on), plus ``prompt_tokens x layers x prefill_overhead_per_token_layer_s``
+    (per-token work that does not scale with the weights, which the CPU calibration finds).
     """
     if prompt_tokens < 1:
         raise ValueError("prompt_tokens must be >= 1")
     eff = eff or default_efficiency("llamacpp", tier.kind)
     tp = _check_tp(tier, tensor_parallel)
-    compute = prefill_flops(model.arch, prompt_tokens) / (peak_tflops(tier, fmt) * 1e12 * tp * eff.eta_prefill)
-    floor = active_weight_bytes(model, fmt) / tp / (tier.memory_bandwidth_gbs * 1e9 * eff.eta_mem)
+    kernel = weight_kernel(fmt, model.arch)
+    compute = prefill_flops(model.arch, prompt_tokens) / (peak_tflops(tier, fmt) * 1e12 * tp * eff.prefill_eta(kernel))
+    floor = active_weight_bytes(model, fmt) / tp / (tier.memory_bandwidth_gbs * 1e9 * eff.mem_eta(kernel))
     comm = _allreduce_s(tier, tp, model.arch.layers, model.arch.hidden_size * prompt_tokens * 2.0)
-    return max(compute, floor) + comm + model.arch.layers * eff.prefill_overhead_per_layer_s
+    overhead = eff.prefill_overhead_per_layer_s + prompt_tokens * eff.prefill_overhead_per_token_layer_s
+    return max(compute, floor) + comm + model.arch.layers * overhead
 
 
 def ttft_ms(
