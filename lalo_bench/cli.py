@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from lalo_bench.cli_hardware import project, project_sweep
+from lalo_bench.cli_hardware import project, project_plan, project_sweep
 from lalo_bench.cli_load import import_results, launch, loadtest
 from lalo_bench.config import Catalog, load_catalog
 from lalo_bench.console import err, out, print_frame
@@ -322,6 +322,7 @@ app.command()(loadtest)
 app.command("import")(import_results)
 app.command()(launch)
 app.command()(project)
+app.command("project-plan")(project_plan)
 app.command("project-sweep")(project_sweep)
 
 

@@ -67,6 +67,38 @@ def project(
         out.print(f"· {note}", highlight=False)
 
 
+def project_plan(
+    slo_ttft_ms: Annotated[float, typer.Option(help="TTFT objective for 'users at SLO'.")] = 2000.0,
+    format: Annotated[Literal["table", "json"], typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """The plan's models on the plan's five tiers at their usual quantizations: fit, memory, speed, users."""
+    from lalo_bench.config import load_catalog
+    from lalo_bench.hardware.calibration import default_calibration
+    from lalo_bench.hardware.projection import plan_table
+
+    rows = plan_table(load_catalog(), slo_ttft_ms=slo_ttft_ms, calibration=default_calibration())
+    if format == "json":
+        out.print_json(data=[p.model_dump(mode="json") for p in rows])
+        return
+    frame = pd.DataFrame(
+        {
+            "tier": p.tier,
+            "model": p.model,
+            "quant": p.quant,
+            "backend": p.backend,
+            "fits": "yes" if p.fits else "no",
+            "required GB": p.memory_required_gb,
+            "available GB": p.memory_available_gb,
+            "decode tok/s (1 user)": p.decode_tok_s,
+            "replicas": p.replicas,
+            f"users at TTFT ≤ {slo_ttft_ms / 1000:g} s": p.users_at_slo,
+            "± %": "uncalibrated" if p.expected_error_pct is None else f"{p.expected_error_pct:.0f}",
+        }
+        for p in rows
+    )
+    print_frame(frame, "the plan's tiers x models (projected, not measured)")
+
+
 def project_sweep(
     tiers: Annotated[
         str, typer.Option(help="Target tiers, comma-separated.")

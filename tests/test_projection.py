@@ -6,7 +6,7 @@ import json
 
 from lalo_bench.config import Catalog
 from lalo_bench.hardware.memory import max_users
-from lalo_bench.hardware.projection import PLAN_TIERS, plan_table, project
+from lalo_bench.hardware.projection import PLAN_MODELS, PLAN_TIERS, plan_table, project
 from tests.conftest import run_cli
 
 
@@ -41,3 +41,22 @@ def test_cli_json_has_the_documented_fields() -> None:
 def test_cli_unknown_model_is_one_line() -> None:
     proc = run_cli("project", "--model", "nope", "--tier", "h100")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "unknown model" in proc.stderr
+
+
+def test_a_tier_with_spare_devices_serves_replicas_and_counts_their_users(catalog: Catalog) -> None:
+    """8 GPUs holding a 1-GPU deployment carry 8 replicas: users at SLO are one replica's (speed and memory) x 8."""
+    p = project(catalog, "hermes-4-70b", "enterprise")
+    assert p.fits and p.memory.devices_used == 1 and p.replicas == catalog.tier("enterprise").devices
+    one = max_users(catalog, "hermes-4-70b", p.quant, p.backend, "enterprise", 4096, devices=1)
+    assert p.users_at_slo is not None and p.users_at_slo <= one * p.replicas
+    assert p.users_at_slo % p.replicas == 0 and any("replicas" in n for n in p.notes)
+    single = project(catalog, "hermes-4-70b", "h200")
+    assert single.replicas == 1
+
+
+def test_plan_table_cli_lists_every_tier_and_model() -> None:
+    proc = run_cli("project-plan", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert {(r["tier"], r["model"]) for r in rows} == {(t, m) for t in PLAN_TIERS for m in PLAN_MODELS}
+    assert all(r["measured"] is False for r in rows)

@@ -563,9 +563,15 @@ def max_users(
     tier_id: str,
     context_tokens: int,
     kv_bytes: float = 2.0,
+    devices: int | None = None,
 ) -> int:
-    """Most concurrent sequences of ``context_tokens`` each that fit (memory bound, <= MAX_USERS_SEARCHED)."""
+    """Most concurrent sequences of ``context_tokens`` each that fit (memory bound, <= MAX_USERS_SEARCHED).
+
+    ``devices`` limits the tier to that many of its devices: the room of one replica of a deployment.
+    """
     model, backend, tier = catalog.model(model_id), catalog.backend(backend_id), catalog.tier(tier_id)
+    if devices is not None:
+        tier = tier.model_copy(update={"devices": min(devices, tier.devices)})
 
     def ok(u: int) -> bool:
         return _fits(catalog, model, quant, backend, tier, u, context_tokens, kv_bytes)

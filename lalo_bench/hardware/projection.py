@@ -40,7 +40,10 @@ class Projection(BaseModel):
     aggregate_tok_s: float | None
     ttft_ms: float | None = Field(description="one request's prompt on an idle server")
     bound: str | None = Field(description="memory or compute, for the decode step")
-    users_at_slo: int | None = Field(description="concurrent users within the TTFT and ITL objectives")
+    users_at_slo: int | None = Field(
+        description="concurrent users within the TTFT and ITL objectives, over all the tier's replicas"
+    )
+    replicas: int = Field(default=1, description="copies of the deployment the tier's devices hold side by side")
     slo_ttft_ms: float
     slo_itl_ms: float
     efficiency: Efficiency
@@ -87,6 +90,7 @@ def project(
     decode = aggregate = first = None
     bound: str | None = None
     carried: int | None = None
+    replicas = 1
     notes = list(mem.notes)
     if mem.fits and backend.kind != "hrm":
         tp = mem.devices_used if mem.devices_used > 1 else None
@@ -94,12 +98,19 @@ def project(
         decode, aggregate, bound = step.per_user_tok_s, step.aggregate_tok_s, step.bound
         first = ttft_ms(model, fmt, tier, prompt_tokens, eff, tp)
         carried = users_at_slo(model, fmt, tier, eff, slo_ttft_ms, slo_itl_ms, prompt_tokens, context_tokens, tp)
-        room = max_users(catalog, model_id, quant, backend_id, tier_id, context_tokens)
+        # a deployment that needs fewer devices than the tier has is served as replicas, each carrying as many
+        replicas = max(1, tier.devices // max(1, mem.devices_used))
+        room = max_users(catalog, model_id, quant, backend_id, tier_id, context_tokens, devices=mem.devices_used)
         if room < carried:
             notes.append(
                 f"speed would carry {carried} users within the SLO, memory only {room} at {context_tokens} tokens"
             )
             carried = room
+        if replicas > 1:
+            notes.append(
+                f"{replicas} replicas of {mem.devices_used} device(s) each: users at SLO counted over all of them"
+            )
+            carried *= replicas
         if mem.offload_gb > 0:
             notes.append(
                 f"{mem.offload_gb:.0f} GB of weights sit in system RAM: decode speed is bounded by the host "
@@ -126,6 +137,7 @@ def project(
         decode_tok_s=decode,
         aggregate_tok_s=aggregate,
         ttft_ms=first,
+        replicas=replicas,
         bound=bound,
         users_at_slo=carried,
         slo_ttft_ms=slo_ttft_ms,
