@@ -51,8 +51,13 @@ def project(
         (f"KV cache ({p.users} user(s) × {p.context_tokens} tokens)", m.kv_cache_gb),
         ("runtime overhead", m.overhead_gb),
         ("required", m.required_gb),
-        (f"available ({m.devices_used} device(s){', with RAM offload' if m.offload_gb else ''})", m.available_gb),
-        ("margin", m.margin_gb),
+        (f"available on {m.devices_used} device(s)", m.device_available_gb),
+        *(
+            [("system RAM llama.cpp may offload into", m.available_gb - m.device_available_gb)]
+            if m.available_gb > m.device_available_gb
+            else []
+        ),
+        ("margin", m.margin_gb if m.offload_gb else m.device_available_gb - m.required_gb),
     ]
     print_frame(pd.DataFrame(rows, columns=["memory", "GB"]), "memory")
     if p.decode_tok_s is not None:

@@ -60,3 +60,15 @@ def test_plan_table_cli_lists_every_tier_and_model() -> None:
     rows = json.loads(proc.stdout)
     assert {(r["tier"], r["model"]) for r in rows} == {(t, m) for t in PLAN_TIERS for m in PLAN_MODELS}
     assert all(r["measured"] is False for r in rows)
+
+
+def test_llamacpp_layer_split_decodes_at_one_gpus_bandwidth(catalog: Catalog) -> None:
+    """A layer split runs its GPUs one after another for each token: splitting wider must not speed decode up."""
+    split = project(catalog, "deepseek-v3", "enterprise", quant="q4_k_m", backend_id="llamacpp")
+    assert split.fits and split.memory.devices_used > 1
+    assert any("one GPU reading all the weights" in n for n in split.notes)
+    from lalo_bench.hardware.roofline import decode_step_s
+
+    model, tier = catalog.model("deepseek-v3"), catalog.tier("enterprise")
+    one_gpu = decode_step_s(model, catalog.quant_formats["q4_k_m"], tier, batch=1, context=4096, eff=split.efficiency)
+    assert split.decode_tok_s is not None and abs(split.decode_tok_s - one_gpu.per_user_tok_s) < 1e-6

@@ -13,7 +13,14 @@ from pydantic import BaseModel, Field
 from lalo_bench.config import Catalog
 from lalo_bench.errors import LaloError
 from lalo_bench.hardware.calibration import Calibration
-from lalo_bench.hardware.memory import MemoryEstimate, estimate, max_users, usual_backend, usual_quant
+from lalo_bench.hardware.memory import (
+    MemoryEstimate,
+    engine_for,
+    estimate,
+    max_users,
+    usual_backend,
+    usual_quant,
+)
 from lalo_bench.hardware.roofline import Efficiency, decode_step_s, default_efficiency, ttft_ms, users_at_slo
 
 PLAN_MODELS = ("deepseek-v3", "hermes-4-405b", "hermes-4-70b", "lfm2-350m", "lfm2-1.2b", "hrm-27m")
@@ -93,7 +100,15 @@ def project(
     replicas = 1
     notes = list(mem.notes)
     if mem.fits and backend.kind != "hrm":
-        tp = mem.devices_used if mem.devices_used > 1 else None
+        # vLLM's tensor parallelism reads each GPU's share at once; llama.cpp's layer split runs the GPUs one
+        # after another for a token, so its step is one GPU's bandwidth over all the weights
+        split = mem.devices_used > 1
+        tp = mem.devices_used if split and engine_for(backend, fmt) == "vllm" else None
+        if split and tp is None:
+            notes.append(
+                f"llama.cpp splits layers over {mem.devices_used} GPUs: each token passes through them in turn, "
+                "so decode and prompt speed are those of one GPU reading all the weights"
+            )
         step = decode_step_s(model, fmt, tier, batch=users, context=context_tokens, eff=eff, tensor_parallel=tp)
         decode, aggregate, bound = step.per_user_tok_s, step.aggregate_tok_s, step.bound
         first = ttft_ms(model, fmt, tier, prompt_tokens, eff, tp)
