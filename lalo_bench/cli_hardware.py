@@ -102,6 +102,23 @@ def project_plan(
         for p in rows
     )
     print_frame(frame, "the plan's tiers x models (projected, not measured)")
+    catalog_ = load_catalog()
+    for tier in dict.fromkeys(p.tier for p in rows):
+        fitting = sorted(
+            (p for p in rows if p.tier == tier and p.fits), key=lambda p: -catalog_.model(p.model).arch.params_b
+        )
+        missing = [p.model for p in rows if p.tier == tier and not p.fits]
+        names = ", ".join(f"{p.model} ({p.quant})" for p in fitting) or "none of these models"
+        out.print(f"· {tier}: fits {names}" + (f"; not {', '.join(missing)}" if missing else ""), highlight=False)
+        for p in rows:
+            if p.tier == tier and not p.fits:
+                for note in p.notes:
+                    if "catalog quants" in note or note.startswith("No quant of"):
+                        out.print(f"    {note}", highlight=False)
+    claims = next((p for p in rows if any("The plan says" in n for n in p.notes)), None)
+    for note in claims.notes if claims else []:
+        if "The plan says" in note:
+            out.print(f"· {note}", highlight=False)
 
 
 def project_sweep(
