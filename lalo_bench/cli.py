@@ -19,6 +19,7 @@ from rich.table import Table
 
 from lalo_bench.cli_hardware import project, project_plan, project_sweep
 from lalo_bench.cli_load import import_results, launch, loadtest
+from lalo_bench.cli_route import route_app
 from lalo_bench.config import Catalog, load_catalog
 from lalo_bench.console import err, out, print_frame
 from lalo_bench.errors import LaloError
@@ -30,6 +31,7 @@ catalog_app = typer.Typer(help="The catalog of models, backends and hardware tie
 app.add_typer(models_app, name="models")
 app.add_typer(suites_app, name="suites")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(route_app, name="route")
 
 CatalogOpt = Annotated[
     Path | None, typer.Option("--catalog", help="Catalog YAML (default: the one shipped with lalo-bench).")

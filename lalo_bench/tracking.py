@@ -12,6 +12,9 @@ run (``lalo.kind=loadtest``, ``lalo.source`` naming the tool, the report as
 child run per load point (``lalo.kind=load_point``) with the metrics of
 :func:`~lalo_bench.measure.load.schemas.flat_metrics` and ``requests.jsonl``.
 
+Routing runs (``lalo-bench route calibrate``) are children of the sweep they learned from
+(``lalo.kind=routing``, ``lalo.sweep_run_id``) with the comparison's metrics, the policy and its weights.
+
 The default store is a sqlite file under ``./mlflow/`` with artifacts beside it;
 ``MLFLOW_TRACKING_URI`` overrides it.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -399,6 +403,57 @@ class Tracker:
             path = self.client.download_artifacts(run_id, ITEMS_TABLE, tmp)
             table = json.loads(Path(path).read_text())
         return pd.DataFrame(table["data"], columns=table["columns"])
+
+    def sweep_items_frame(self, sweep_id: str) -> pd.DataFrame:
+        """Every item of every FINISHED cell of a sweep, one row each, beside its cell's run id and params."""
+        cells = self.cells_frame(sweep_id)
+        keep = ["model", "quant", "backend", "tier", "suite", "suite_options", "suite_label", "weights_sha256"]
+        frames = []
+        for _, cell in cells.iterrows():
+            items = self.items_frame(cell["run_id"]).drop(columns=["output", "details"], errors="ignore")
+            params = {k: cell.get(k) for k in keep}
+            if not isinstance(params["suite_label"], str):  # runs logged before suite labels existed
+                params["suite_label"] = params["suite"]
+            frames.append(items.assign(cell_run_id=cell["run_id"], **params))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    # ------------------------------------------------------------ routing
+
+    def start_routing(self, sweep_id: str, name: str, params: dict[str, str]) -> str:
+        """A routing run (``lalo.kind=routing``) as a child of the sweep it learned from; returns its id."""
+        tags = {"mlflow.parentRunId": sweep_id, "lalo.kind": "routing", "lalo.sweep_run_id": sweep_id}
+        run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        self.client.log_batch(run_id, params=_params(params))
+        return run_id
+
+    def finish_routing(self, run_id: str, metrics: dict[str, float], files: list[Path]) -> None:
+        """Metrics of the comparison, the policy and its weights, the tables; then mark the run FINISHED."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        values = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and math.isfinite(v)]
+        for start in range(0, len(values), 900):  # MLflow takes at most 1000 metrics per batch
+            self.client.log_batch(run_id, metrics=values[start : start + 900])
+        for path in files:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def fail_routing(self, run_id: str, message: str) -> None:
+        self.client.set_tag(run_id, "lalo.error", message[:5000])
+        self.client.set_terminated(run_id, "FAILED")
+
+    def routing_runs_frame(self, sweep_id: str | None = None) -> pd.DataFrame:
+        """Routing runs (optionally of one sweep), newest first: params and metrics."""
+        flt = "tags.`lalo.kind` = 'routing'" + (f" AND tags.`lalo.sweep_run_id` = '{sweep_id}'" if sweep_id else "")
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1000
+        )
+        rows = [
+            {"run_id": r.info.run_id, "status": r.info.status, "sweep_run_id": r.data.tags.get("lalo.sweep_run_id"),
+             **r.data.params, **r.data.metrics}
+            for r in runs
+        ]  # fmt: skip
+        return pd.DataFrame(rows)
 
 
 def _params(values: dict[str, str]) -> list:
