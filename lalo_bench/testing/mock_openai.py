@@ -10,6 +10,10 @@ Timers run on ``select()`` rather than epoll, whose millisecond timeouts would
 add up to 1 ms to every delay, and a timed mock busy-polls (see :func:`busy_poll`). Run it as::
 
     python -m lalo_bench.testing.mock_openai --port 8100 --ttft-ms 50 --itl-ms 10
+
+``--log FILE`` writes, per streamed request, when it arrived and when each chunk left (``time.perf_counter``,
+the machine's monotonic clock, shared with the client's process): what the server really did, so a test can
+hold the client's stamps against it even where the VM wakes the mock late.
 """
 
 from __future__ import annotations
@@ -75,9 +79,10 @@ def _usage(n: int) -> dict[str, int]:
 
 
 class MockServer:
-    def __init__(self, timing: Timing) -> None:
+    def __init__(self, timing: Timing, log: Path | None = None) -> None:
         self.timing = timing
         self.count = 0
+        self.log = log.open("a", buffering=1, encoding="utf-8") if log else None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -122,15 +127,19 @@ class MockServer:
             _json_response(writer, "200 OK", reply)
             return False
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sent: list[float] = []
         for i in range(n):
             await self._sleep_until(arrived + (self.timing.ttft_ms + i * self.timing.itl_ms) / 1000)
             if writer.is_closing():  # the client hung up (e.g. cut off at its deadline)
                 return True
             writer.write(_event(_delta(api, "tok ", "length" if i == n - 1 else None)))
+            sent.append(time.perf_counter())
         if usage:
             writer.write(_event({"id": "m", "model": MODEL, "choices": [], "usage": _usage(n)}))
         writer.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         await writer.drain()
+        if self.log:
+            self.log.write(json.dumps({"seed": req.get("seed"), "arrived": arrived, "sent": sent}) + "\n")
         return True
 
     @staticmethod
@@ -140,8 +149,8 @@ class MockServer:
             await asyncio.sleep(delay)
 
 
-async def serve(host: str, port: int, timing: Timing) -> None:
-    server = await asyncio.start_server(MockServer(timing).handle, host, port, backlog=1024, reuse_address=True)
+async def serve(host: str, port: int, timing: Timing, log: Path | None = None) -> None:
+    server = await asyncio.start_server(MockServer(timing, log).handle, host, port, backlog=1024, reuse_address=True)
     hot = asyncio.create_task(busy_poll()) if timing.ttft_ms or timing.itl_ms else None
     async with server:
         await server.serve_forever()
@@ -157,16 +166,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--itl-ms", type=float, default=0.0)
     ap.add_argument("--fail-every", type=int, default=0)
     ap.add_argument("--close-after-stream", action="store_true")
+    ap.add_argument("--log", type=Path, help="JSON lines: arrival and chunk send times per streamed request")
     args = ap.parse_args(argv)
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
-    loop.run_until_complete(
-        serve(args.host, args.port, Timing(args.ttft_ms, args.itl_ms, args.fail_every, args.close_after_stream))
-    )
+    timing = Timing(args.ttft_ms, args.itl_ms, args.fail_every, args.close_after_stream)
+    loop.run_until_complete(serve(args.host, args.port, timing, args.log))
 
 
 @contextlib.contextmanager
 def running_mock(
-    ttft_ms: float = 0.0, itl_ms: float = 0.0, fail_every: int = 0, close_after_stream: bool = False
+    ttft_ms: float = 0.0,
+    itl_ms: float = 0.0,
+    fail_every: int = 0,
+    close_after_stream: bool = False,
+    log: Path | None = None,
 ) -> Iterator[str]:
     """Start the mock in its own process (its own core and event loop); yields the base URL ending in /v1.
 
@@ -176,6 +189,7 @@ def running_mock(
     cmd = [sys.executable, "-m", "lalo_bench.testing.mock_openai", "--port", str(port)]
     cmd += ["--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--fail-every", str(fail_every)]
     cmd += ["--close-after-stream"] if close_after_stream else []
+    cmd += ["--log", str(log)] if log else []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with (
         tempfile.TemporaryDirectory(prefix="lalo-mock-") as tmp,
