@@ -194,6 +194,7 @@ async def run_point(
     duration = max(ended - state.t0, 0.0)
     point = load_point([*warm, *state.records], duration, target, slo, incomplete=incomplete)
     point.stop_reason = state.stop_reason
+    point.clock_origin_s = state.t0
     return point
 
 

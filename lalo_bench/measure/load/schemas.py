@@ -136,6 +136,11 @@ class LoadPoint(BaseModel):
     e2e_ms: Distribution = Field(default_factory=Distribution)
     slo: SloResult | None = None
     stop_reason: str | None = Field(default=None, description="why the point ended early (error rate, ...)")
+    clock_origin_s: float | None = Field(
+        default=None,
+        description="the monotonic clock (time.perf_counter) at this point's zero: records' times plus this line "
+        "up with a server's own log on the same machine",
+    )
     params: dict[str, str] = Field(
         default_factory=dict, description="tool-specific settings of this point, e.g. llama-bench's test and threads"
     )
