@@ -81,7 +81,8 @@ def project_plan(
     from lalo_bench.hardware.calibration import default_calibration
     from lalo_bench.hardware.projection import plan_table
 
-    rows = plan_table(load_catalog(), slo_ttft_ms=slo_ttft_ms, calibration=default_calibration())
+    catalog = load_catalog()
+    rows = plan_table(catalog, slo_ttft_ms=slo_ttft_ms, calibration=default_calibration())
     if format == "json":
         out.print_json(data=[p.model_dump(mode="json") for p in rows])
         return
@@ -102,10 +103,9 @@ def project_plan(
         for p in rows
     )
     print_frame(frame, "the plan's tiers x models (projected, not measured)")
-    catalog_ = load_catalog()
     for tier in dict.fromkeys(p.tier for p in rows):
         fitting = sorted(
-            (p for p in rows if p.tier == tier and p.fits), key=lambda p: -catalog_.model(p.model).arch.params_b
+            (p for p in rows if p.tier == tier and p.fits), key=lambda p: -catalog.model(p.model).arch.params_b
         )
         missing = [p.model for p in rows if p.tier == tier and not p.fits]
         names = ", ".join(f"{p.model} ({p.quant})" for p in fitting) or "none of these models"

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,24 @@ from lalo_bench.config import Catalog, load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 SMOL = "smollm2-135m-instruct"
+
+HAND_PROFILE: dict[str, Any] = {
+    # a client profile with hand-checkable numbers, shared by the profile and recommendation tests
+    "name": "hand",
+    "usage": {
+        "employees": 100,
+        "active_share": 0.5,
+        "queries_per_user_per_day": 20,
+        "input_tokens_per_query": 750,
+        "output_tokens_per_query": 250,
+        "peak_factor": 2.0,
+    },
+    "task_mix": {"tool_calls": 0.4, "extraction": 0.3, "reasoning": 0.3},
+    "latency": {"ttft_ms": 2000, "itl_ms": 100, "e2e_ms": 30000},
+    "quality_floor": {"tool_calls": 0.6, "extraction": 0.7, "reasoning": 0.5},
+    "electricity_usd_per_kwh": 0.15,
+    "privacy": {"cloud_fallback": False},
+}
 
 
 @pytest.fixture(scope="session")

@@ -12,23 +12,9 @@ import yaml
 from lalo_bench.config import Catalog
 from lalo_bench.errors import ConfigError
 from lalo_bench.profiles import derive_load, load_profile, max_request_s, profile_names, profile_path
+from tests.conftest import HAND_PROFILE
 
-GOOD: dict[str, Any] = {
-    "name": "hand",
-    "usage": {
-        "employees": 100,
-        "active_share": 0.5,
-        "queries_per_user_per_day": 20,
-        "input_tokens_per_query": 750,
-        "output_tokens_per_query": 250,
-        "peak_factor": 2.0,
-    },
-    "task_mix": {"tool_calls": 0.4, "extraction": 0.3, "reasoning": 0.3},
-    "latency": {"ttft_ms": 2000, "itl_ms": 100, "e2e_ms": 30000},
-    "quality_floor": {"tool_calls": 0.6, "extraction": 0.7, "reasoning": 0.5},
-    "electricity_usd_per_kwh": 0.15,
-    "privacy": {"cloud_fallback": False},
-}
+GOOD = HAND_PROFILE
 
 
 def write(tmp_path: Path, data: object) -> Path:

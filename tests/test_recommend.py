@@ -6,6 +6,7 @@ objectives lasts at most 26.9 s, so the peak holds 1.868 concurrent requests. Ut
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -28,29 +29,14 @@ from lalo_bench.recommend import (
     recommend,
     write_recommendation,
 )
+from tests.conftest import HAND_PROFILE
 
 PEAK_CONCURRENCY = 2000 / 28800 * 26.9
 TASKS = ("tool_calls", "extraction", "reasoning")
 
 
 def profile(**changes: Any) -> ClientProfile:
-    data: dict[str, Any] = {
-        "name": "hand",
-        "usage": {
-            "employees": 100,
-            "active_share": 0.5,
-            "queries_per_user_per_day": 20,
-            "input_tokens_per_query": 750,
-            "output_tokens_per_query": 250,
-            "peak_factor": 2.0,
-        },
-        "task_mix": {"tool_calls": 0.4, "extraction": 0.3, "reasoning": 0.3},
-        "latency": {"ttft_ms": 2000, "itl_ms": 100, "e2e_ms": 30000},
-        "quality_floor": {"tool_calls": 0.6, "extraction": 0.7, "reasoning": 0.5},
-        "electricity_usd_per_kwh": 0.15,
-        "privacy": {"cloud_fallback": False},
-        **changes,
-    }
+    data: dict[str, Any] = {**copy.deepcopy(HAND_PROFILE), **changes}
     return ClientProfile.model_validate(data)
 
 

@@ -30,7 +30,7 @@ import json
 import math
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -292,6 +292,38 @@ def cells_from_llama_bench(
     return cells
 
 
+def _cpu_cells(
+    path: Path,
+    catalog: Catalog | None,
+    bytes_per_token: Literal["catalog", "file"],
+    file_bytes_key: str,
+    per_row: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+) -> list[MeasuredCell]:
+    """The CPU results files' shared reading: one cell per row at the file's STREAM triad; ``per_row`` gives the
+    keyword arguments of :func:`cell_from_measurement` that differ between the files."""
+    catalog = catalog or load_catalog()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    bandwidth = float(data["bandwidth"]["triad_gbs"])
+    cells = []
+    for row in data["cells"]:
+        cell = cell_from_measurement(
+            catalog.model(row["model"]),
+            catalog.quant_formats[row["quant"]],
+            row["quant"],
+            row["backend"],
+            catalog.tier(row["tier"]),
+            float(row["decode_tok_s"]),
+            bandwidth_gbs=bandwidth,
+            **per_row(data, row),
+        )
+        if bytes_per_token == "file":
+            if not row.get(file_bytes_key):
+                raise ValueError(f"{row['model']}/{row['quant']}: no {file_bytes_key} in {path}")
+            cell = cell.model_copy(update={"weight_bytes": float(row[file_bytes_key])})
+        cells.append(cell)
+    return cells
+
+
 def cells_from_cpu_json(
     path: str | Path = CPU_CELLS,
     catalog: Catalog | None = None,
@@ -305,33 +337,19 @@ def cells_from_cpu_json(
     logged (closer to the bytes really read for tiny models, whose embeddings stay at a wider type).
     """
     path = Path(path)
-    catalog = catalog or load_catalog()
-    data = json.loads(path.read_text(encoding="utf-8"))
-    bandwidth = float(data["bandwidth"]["triad_gbs"])
-    cells = []
-    for row in data["cells"]:
-        model = catalog.model(row["model"])
-        cells.append(
-            cell_from_measurement(
-                model,
-                catalog.quant_formats[row["quant"]],
-                row["quant"],
-                row["backend"],
-                catalog.tier(row["tier"]),
-                float(row["decode_tok_s"]),
-                source=f"{path} runs {','.join(r[:8] for r in row['run_ids'])} ({', '.join(row['dates'])})",
-                bandwidth_gbs=bandwidth,
-                prefill_tok_s=row.get("prefill_tok_s"),
-                ttft_ms=row.get("ttft_ms"),
-                prompt_tokens=row.get("prompt_tokens"),
-                decode_context=float(row.get("decode_context") or 0),
-            )
-        )
-        if bytes_per_token == "file":
-            if not row.get("weights_bytes"):
-                raise ValueError(f"{row['model']}/{row['quant']}: no weights_bytes in {path}")
-            cells[-1] = cells[-1].model_copy(update={"weight_bytes": float(row["weights_bytes"])})
-    return cells
+    return _cpu_cells(
+        path,
+        catalog,
+        bytes_per_token,
+        "weights_bytes",
+        lambda _data, row: dict(
+            source=f"{path} runs {','.join(r[:8] for r in row['run_ids'])} ({', '.join(row['dates'])})",
+            prefill_tok_s=row.get("prefill_tok_s"),
+            ttft_ms=row.get("ttft_ms"),
+            prompt_tokens=row.get("prompt_tokens"),
+            decode_context=float(row.get("decode_context") or 0),
+        ),
+    )
 
 
 def cells_from_cpu_bench(
@@ -347,31 +365,20 @@ def cells_from_cpu_bench(
     :func:`cells_from_cpu_json`; ``"file"`` takes the GGUF's size.
     """
     path = Path(path)
-    catalog = catalog or load_catalog()
-    data = json.loads(path.read_text(encoding="utf-8"))
-    bandwidth = float(data["bandwidth"]["triad_gbs"])
-    cells = []
-    for row in data["cells"]:
-        model = catalog.model(row["model"])
-        cell = cell_from_measurement(
-            model,
-            catalog.quant_formats[row["quant"]],
-            row["quant"],
-            row["backend"],
-            catalog.tier(row["tier"]),
-            float(row["decode_tok_s"]),
+    return _cpu_cells(
+        path,
+        catalog,
+        bytes_per_token,
+        "file_bytes",
+        lambda data, row: dict(
             source=f"{path.name} ({data['started_at']}, {row['clean_repeats']} clean repeats)",
-            bandwidth_gbs=bandwidth,
             prefill_tok_s=float(row["prefill_tok_s"]),
             ttft_ms=float(row["ttft_ms"]),
             prompt_tokens=int(row["prompt_tokens"]),
             decode_context=float(row["decode_context"]),
             series=f"{path.name}:{row['model']}/{row['quant']}",
-        )
-        if bytes_per_token == "file":
-            cell = cell.model_copy(update={"weight_bytes": float(row["file_bytes"])})
-        cells.append(cell)
-    return cells
+        ),
+    )
 
 
 def calibration_id(cells: list[MeasuredCell]) -> str:
