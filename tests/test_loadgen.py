@@ -116,8 +116,12 @@ def test_constant_rate_releases_on_schedule(fast_mock: str) -> None:
     point = report.points[0]
     scheduled = [r.scheduled_s for r in sorted(point.records, key=lambda r: r.index)]
     assert scheduled == pytest.approx([i / 50.0 for i in range(40)])
-    lateness = [r.start_s - r.scheduled_s for r in point.records]
-    assert max(lateness) < 0.02
+    # Releases follow the absolute schedule: a late one (the VM can stall any process for tens of ms, seen 80 ms
+    # in CI) does not push the others back. Most go out within a few ms, and no release is early.
+    lateness = sorted(r.start_s - r.scheduled_s for r in point.records)
+    assert lateness[0] > -0.001
+    assert statistics.median(lateness) < 0.005
+    assert lateness[int(0.9 * len(lateness))] < 0.02
     assert point.requests_per_s == pytest.approx(50.0, rel=0.1)
 
 
