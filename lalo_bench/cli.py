@@ -19,6 +19,7 @@ from rich.table import Table
 
 from lalo_bench.cli_hardware import project, project_plan, project_sweep
 from lalo_bench.cli_load import import_results, launch, loadtest
+from lalo_bench.cli_report import report
 from lalo_bench.cli_route import route_app
 from lalo_bench.config import Catalog, load_catalog
 from lalo_bench.console import err, out, print_frame
@@ -326,6 +327,7 @@ app.command()(launch)
 app.command()(project)
 app.command("project-plan")(project_plan)
 app.command("project-sweep")(project_sweep)
+app.command()(report)
 
 
 def main() -> None:

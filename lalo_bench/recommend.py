@@ -294,6 +294,12 @@ class Recommendation(BaseModel):
     alternatives: list[Stack]
     cost: CostComparison | None = Field(description="the chosen tier against the cloud prices")
     missing: list[Missing]
+    at_best_quality: Stack | None = Field(
+        default=None,
+        description="when only quality floors fail: the stack chosen with each missed floor lowered to the best "
+        "score measured (it does NOT meet the profile; it shows whether hardware is short too)",
+    )
+    at_best_quality_cost: CostComparison | None = None
     tiers: list[TierVerdict]
     caveats: list[str]
     run_ids: list[str]
@@ -661,6 +667,11 @@ def _speed_caveats(d: _Deploy, tier: TierSpec, load_concurrency: float, profile:
     return out
 
 
+def sampling_error(quality: float, items: int) -> float:
+    """Half-width of the 95% normal interval of a mean 0-1 score over ``items`` items."""
+    return Z95 * math.sqrt(max(quality * (1 - quality), 1e-12) / items)
+
+
 def _quality_caveats(checks: list[QualityCheck]) -> list[str]:
     out = []
     for c in checks:
@@ -670,7 +681,7 @@ def _quality_caveats(checks: list[QualityCheck]) -> list[str]:
             how = "reported by its publisher" if c.source == "reported" else "projected"
             out.append(f"{c.task} quality of {c.served_by} is {how}, not measured here")
         if c.items and c.margin is not None and c.floor > 0:
-            error = Z95 * math.sqrt(max(c.quality * (1 - c.quality), 1e-12) / c.items)
+            error = sampling_error(c.quality, c.items)
             if c.margin < error:
                 out.append(
                     f"{c.task} quality of {c.served_by} ({c.quality:.2f}) is within the sampling error (±{error:.2f} "
@@ -993,6 +1004,36 @@ def _within_budget(profile: ClientProfile, tier: TierSpec, settings: Settings) -
     return None
 
 
+def _at_best_quality(
+    profile: ClientProfile, catalog: Catalog, evidence: Evidence, quality: QualityIndex, settings: Settings
+) -> Recommendation | None:
+    """With each missed floor lowered to the best score there is: what would then be chosen (None: nothing).
+
+    Tells a solution engineer whether hardware is also short, or only model quality.
+    """
+    best = {
+        task: max((q.quality for q in quality.values() if q.suite == task), default=0.0)
+        for task in profile.task_mix.active()
+    }
+    lower = {task: b for task, b in best.items() if profile.quality_floor.get(task) > b}
+    lowered = [f"{task} {b:.2f}" for task, b in lower.items()]
+    floors = profile.quality_floor.model_copy(update=lower)
+    rec = recommend(profile.model_copy(update={"quality_floor": floors}), catalog, evidence, settings)
+    if rec.choice is None:
+        return None
+    c = rec.choice
+    served = ", ".join(f"{d.model}:{d.quant}@{d.backend}" for d in c.deployments)
+    rec.missing = [
+        Missing(
+            need="quality_floor",
+            detail=f"at the best quality measured ({', '.join(lowered)}) the cheapest stack would be tier {c.tier} "
+            f"(${c.hardware_usd:,.0f}) with {served} at {c.utilisation:.0%} of capacity: model quality is what is "
+            "missing, not hardware",
+        )
+    ]
+    return rec
+
+
 def recommend(
     profile: ClientProfile, catalog: Catalog, evidence: Evidence, settings: Settings | None = None
 ) -> Recommendation:
@@ -1026,6 +1067,8 @@ def recommend(
     choice = eligible[0] if eligible else None
     cost = compare(profile, catalog.tier(choice.tier), settings.duty_cycle) if choice else None
     missing: list[Missing] = []
+    at_best: Stack | None = None
+    at_best_cost: CostComparison | None = None
     if choice is None:
         if over_budget:
             s = over_budget[0]
@@ -1038,6 +1081,11 @@ def recommend(
             )
         else:
             missing = diagnose(profile, load, evidence, quality, tiers, settings)
+            if missing and all(m.need == "quality_floor" for m in missing):
+                relaxed = _at_best_quality(profile, catalog, evidence, quality, settings)
+                if relaxed is not None:
+                    missing += relaxed.missing
+                    at_best, at_best_cost = relaxed.choice, relaxed.cost
     caveats = [*(choice.caveats if choice else []), *plan_caveats(profile, load, evidence, choice, cost, verdicts)]
     if choice is not None and profile.privacy.cloud_fallback:
         caveats.append(
@@ -1054,6 +1102,8 @@ def recommend(
         alternatives=eligible[1 : 1 + settings.alternatives],
         cost=cost,
         missing=missing,
+        at_best_quality=at_best,
+        at_best_quality_cost=at_best_cost,
         tiers=verdicts,
         caveats=caveats,
         run_ids=run_ids,

@@ -21,6 +21,7 @@ The default store is a sqlite file under ``./mlflow/`` with artifacts beside it;
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lalo_bench.errors import LaloError
 from lalo_bench.hardware.calibration import Calibration
 from lalo_bench.hardware.project_sweep import ProjectedCell
 from lalo_bench.measure.load.schemas import LoadReport, flat_metrics
@@ -89,6 +91,13 @@ class SweepRun:
     run_id: str
     experiment_id: str
     resumed: bool
+
+
+@dataclass(frozen=True)
+class SweepInfo:
+    run_id: str
+    name: str
+    start_ms: int
 
 
 class Tracker:
@@ -220,7 +229,8 @@ class Tracker:
         """
         from mlflow.entities import Metric
 
-        run = self.client.create_run(self.experiment_id, run_name="calibration", tags={"lalo.kind": "calibration"})
+        tags = {"lalo.kind": "calibration", "lalo.calibration_key": _calibration_key(calibration)}
+        run = self.client.create_run(self.experiment_id, run_name="calibration", tags=tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         params, metrics = {}, []
@@ -240,6 +250,17 @@ class Tracker:
         self.client.set_terminated(run_id, "FINISHED")
         calibration.run_id = run_id
         return run_id
+
+    def calibration_run(self, calibration: Calibration) -> str:
+        """The run of this calibration (same fitted efficiencies): the logged one, or a new one."""
+        flt = f"tags.`lalo.kind` = 'calibration' AND tags.`lalo.calibration_key` = '{_calibration_key(calibration)}'"
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1
+        )
+        if runs:
+            calibration.run_id = runs[0].info.run_id
+            return calibration.run_id
+        return self.log_calibration(calibration)
 
     def log_projected_cells(self, sweep_id: str, cells: list[ProjectedCell]) -> int:
         """Projected cells as children of the sweep: ``lalo.kind=projected_cell``, ``lalo.measured=false``.
@@ -378,6 +399,16 @@ class Tracker:
         )
         return runs[0].info.run_id if runs else None
 
+    def finished_sweeps(self) -> list[SweepInfo]:
+        """Every FINISHED sweep, newest first."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string="tags.`lalo.kind` = 'sweep' AND attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1000,
+        )
+        return [SweepInfo(r.info.run_id, r.data.tags.get("lalo.sweep_name", ""), r.info.start_time) for r in runs]
+
     def cells_frame(self, sweep_id: str, include_unfinished: bool = False) -> pd.DataFrame:
         """One row per cell run: run id, status, params and metrics (FINISHED runs only by default)."""
         extra = "" if include_unfinished else " AND attributes.status = 'FINISHED'"
@@ -442,6 +473,54 @@ class Tracker:
         self.client.set_tag(run_id, "lalo.error", message[:5000])
         self.client.set_terminated(run_id, "FAILED")
 
+    def finished_routing_runs(self, sweep_id: str) -> list[tuple[str, int]]:
+        """(run id, start time in ms) of the FINISHED routing runs learned from a sweep."""
+        flt = (
+            f"tags.`lalo.kind` = 'routing' AND tags.`lalo.sweep_run_id` = '{sweep_id}'"
+            " AND attributes.status = 'FINISHED'"
+        )
+        runs = self.client.search_runs([self.experiment_id], filter_string=flt, max_results=1000)
+        return [(r.info.run_id, r.info.start_time) for r in runs]
+
+    def routing_policy_file(self, run_id: str, dest: Path) -> Path:
+        """Download a routing run's policy and the files it names (its weights) into ``dest``; returns the policy."""
+        dest.mkdir(parents=True, exist_ok=True)
+        names = [a.path for a in self.client.list_artifacts(run_id)]
+        policies = [n for n in names if n.endswith(".json") and not n.endswith(".report.json")]
+        if not policies:
+            raise LaloError(f"routing run {run_id} holds no policy file; calibrate the routing again")
+        stem = Path(policies[0]).stem
+        for name in names:
+            if Path(name).name.startswith(stem):
+                self.client.download_artifacts(run_id, name, str(dest))
+        return dest / Path(policies[0]).name
+
+    # ------------------------------------------------------------ reports
+
+    def log_report(
+        self, profile: str, inputs: dict[str, str], params: dict[str, str], metrics: dict[str, float], folder: Path
+    ) -> str:
+        """A report run (``lalo.kind=report``): the folder's files as artifacts, its inputs' run ids as tags.
+
+        ``inputs`` maps a role (``sweep_run_ids``, ``routing_run_id``, ``calibration_run_id``) to run ids, so
+        the MLflow UI leads from a recommendation to every run behind it.
+        """
+        from mlflow.entities import Metric
+
+        tags = {"lalo.kind": "report", "lalo.profile": profile, **{f"lalo.input.{k}": v for k, v in inputs.items()}}
+        run_id = self.client.create_run(self.experiment_id, run_name=f"report-{profile}", tags=tags).info.run_id
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in _flat("", metrics).items()],
+            params=_params(params),
+        )
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
     def routing_runs_frame(self, sweep_id: str | None = None) -> pd.DataFrame:
         """Routing runs (optionally of one sweep), newest first: params and metrics."""
         flt = "tags.`lalo.kind` = 'routing'" + (f" AND tags.`lalo.sweep_run_id` = '{sweep_id}'" if sweep_id else "")
@@ -454,6 +533,16 @@ class Tracker:
             for r in runs
         ]  # fmt: skip
         return pd.DataFrame(rows)
+
+
+def _flat(prefix: str, values: dict[str, float | None]) -> dict[str, float]:
+    return {f"{prefix}{k}": float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
+
+
+def _calibration_key(calibration: Calibration) -> str:
+    """Identifies a calibration by what it was fitted on: the ids of its groups' cell sets."""
+    ids = sorted(f"{g}={e.calibration_id or 'uncalibrated'}" for g, e in calibration.efficiencies.items())
+    return hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
 
 
 def _params(values: dict[str, str]) -> list:

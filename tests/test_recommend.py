@@ -175,9 +175,19 @@ def test_nothing_fits_a_quality_floor(catalog: Catalog) -> None:
     rec = run(ev, catalog, profile(quality_floor={"tool_calls": 0.6, "extraction": 0.7, "reasoning": 0.9}))
     assert rec.status == "nothing_fits"
     assert rec.choice is None and rec.cost is None
-    [miss] = rec.missing
+    miss, at_best = rec.missing
     assert miss.need == "quality_floor"
     assert "reasoning floor 0.9" in miss.detail and "big:q4_k_m at 0.80" in miss.detail
+    # The hardware is not what is short: at the best score there is, the small tier would carry it.
+    assert at_best.need == "quality_floor"
+    assert "(reasoning 0.80)" in at_best.detail and "tier small ($2,000) with big:q4_k_m@llamacpp" in at_best.detail
+
+
+def test_nothing_fits_a_quality_floor_nor_the_peak(catalog: Catalog) -> None:
+    """When even the best-scoring model cannot carry the peak, no stack at lowered floors is offered."""
+    ev = Evidence(quality=quality("big", 0.8, 0.8, 0.8), speed=[speed("small", "big", 0)])
+    rec = run(ev, catalog, profile(quality_floor={"reasoning": 0.9}))
+    assert [m.need for m in rec.missing] == ["quality_floor"]
 
 
 def test_nothing_fits_in_memory(catalog: Catalog) -> None:

@@ -1,0 +1,1 @@
+"""Client reports: evidence from MLflow, figures, papermill notebooks, HTML."""
