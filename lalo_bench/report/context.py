@@ -73,7 +73,9 @@ def write_outputs(ctx: ReportContext, out: str | Path) -> list[Path]:
         if policy.router.weights is not None:
             weights = Path(source).with_name(policy.router.weights.path)
             written.append(Path(shutil.copy2(weights, folder / weights.name)))
-        written.append(write_policy(policy, folder / POLICY_FILE))
+        # The client's privacy setting travels with the policy: a gateway uses the cloud only where it says so.
+        shipped = policy.model_copy(update={"cloud_fallback": ctx.profile.privacy.cloud_fallback})
+        written.append(write_policy(shipped, folder / POLICY_FILE))
     sources = folder / SOURCES_FILE
     sources.write_text(ctx.gathered.sources.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return [*written, sources]

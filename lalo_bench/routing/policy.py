@@ -107,6 +107,11 @@ class RoutingPolicy(Strict):
     target_met_on_train: bool
     default_model: str = Field(description="used when the router cannot score a request")
     fallbacks: dict[str, list[str]] = Field(description="model name → models to try, in order, when it fails")
+    cloud_fallback: bool = Field(
+        default=False,
+        description="a gateway may send a request to its cloud endpoint when every local model failed; set from the "
+        "client profile's privacy.cloud_fallback when a report ships the policy",
+    )
     expected: list[ExpectedPoint] = Field(default_factory=list)
     source: PolicySource
 
