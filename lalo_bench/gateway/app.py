@@ -103,6 +103,11 @@ def create_app(state: GatewayState) -> Any:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
         return _error(GatewayError(exc.status_code, str(exc.detail), "invalid_request_error"))
 
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error: %s", exc)  # a bug: logged whole, answered as JSON clients can parse
+        return _error(GatewayError(500, f"internal error ({type(exc).__name__})", "server_error"))
+
     @app.get("/health")
     async def health() -> Response:
         up = sum(u.healthy for u in state.upstreams.values())
@@ -124,20 +129,13 @@ def create_app(state: GatewayState) -> Any:
     async def chat(body: ChatRequest) -> Response:
         if len(body.messages) > limits.max_messages:
             raise GatewayError(400, f"over {limits.max_messages} messages", "invalid_request_error", param="messages")
-        _cap_tokens(body.max_tokens, "max_tokens")
-        _cap_tokens(body.max_completion_tokens, "max_completion_tokens")
         messages = [msg.model_dump(exclude_none=True) for msg in body.messages]
         return await serve("/chat/completions", body, messages, body.tools)
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> Response:
-        _cap_tokens(body.max_tokens, "max_tokens")
         prompt = body.prompt if isinstance(body.prompt, str) else "\n".join(body.prompt)
         return await serve("/completions", body, [{"role": "user", "content": prompt}], None)
-
-    def _cap_tokens(value: int | None, name: str) -> None:
-        if value is not None and value > limits.max_tokens:
-            raise GatewayError(400, f"{name} over the cap of {limits.max_tokens}", "invalid_request_error", param=name)
 
     async def resolve(model: str, messages: list[dict[str, Any]], tools: Any, loaded: Loaded) -> Route:
         if model == AUTO:
@@ -156,20 +154,25 @@ def create_app(state: GatewayState) -> Any:
         return Route(chain=[named], score=None, routed=False)
 
     async def open_first(route: Route, path: str, payload: dict[str, Any], stream: bool) -> tuple[Opened, list[str]]:
-        failed: list[str] = []
+        """Try the chain, upstreams that failed their last health check last (the check may be stale).
+
+        The fallbacks reported are every model ahead of the one that answered in policy order: each either failed
+        now or was passed over as down, and either way the client was not served by the model it was routed to.
+        """
+        order = [u for u in route.chain if u.healthy] + [u for u in route.chain if not u.healthy]
         reasons: list[str] = []
-        for upstream in route.chain:
+        for upstream in order:
             try:
                 opened = await upstream.open(path, payload, stream)
             except UpstreamFailed as exc:
                 m.errors.labels("upstream_down").inc()
-                failed.append(upstream.name)
                 reasons.append(str(exc))
                 log.warning("upstream failed before answering: %s", exc)
                 continue
-            if failed:
-                m.fallbacks.labels(failed[-1], upstream.name).inc()
-            return opened, failed
+            passed = [u.name for u in route.chain[: route.chain.index(upstream)]]
+            if passed:
+                m.fallbacks.labels(passed[0], upstream.name).inc()
+            return opened, passed
         raise GatewayError(503, "no model could answer: " + "; ".join(reasons), "service_unavailable",
                            code="upstreams_down")  # fmt: skip
 
@@ -186,6 +189,7 @@ def create_app(state: GatewayState) -> Any:
         served, status = "none", 500
         try:
             payload = body.model_dump(exclude_unset=True)
+            _check_forwardable(payload, limits.max_tokens)
             stream = bool(payload.get("stream"))
             route = await resolve(str(payload.get("model", AUTO)), messages, tools, state.loaded)
             opened, failed = await open_first(route, path, payload, stream)
@@ -238,6 +242,21 @@ def create_app(state: GatewayState) -> Any:
         log.info("%s %s %d %.1f ms", endpoint, served, status, elapsed * 1000)
 
     return Guard(app, lambda: state.key, limits.max_body_bytes)
+
+
+TOKEN_CAPS = ("max_tokens", "max_completion_tokens", "n_predict")  # n_predict: llama.cpp's own name for it
+
+
+def _check_forwardable(payload: dict[str, Any], cap: int) -> None:
+    """Refuse what the upstream would choke on: output caps over the limit under any name, unencodable values."""
+    for name in TOKEN_CAPS:
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > cap:
+            raise GatewayError(400, f"{name} over the cap of {cap}", "invalid_request_error", param=name)
+    try:
+        orjson.dumps(payload)
+    except TypeError as exc:  # integers over 64 bits, lone surrogates: the client's error, not a 500
+        raise GatewayError(400, f"request cannot be forwarded: {exc}", "invalid_request_error") from None
 
 
 def _error(exc: GatewayError) -> Response:

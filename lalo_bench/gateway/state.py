@@ -118,13 +118,9 @@ class GatewayState:
         return True
 
     def candidates(self, first: str, loaded: Loaded) -> list[Upstream]:
-        """The model asked for (or routed to), then its fallbacks in policy order, then the cloud if allowed.
-
-        Upstreams whose last health check failed go to the back, not out: the check may be stale.
-        """
+        """The model asked for (or routed to), then its fallbacks in policy order, then the cloud if allowed."""
         names = [first, *loaded.router.policy.fallbacks.get(first, [])]
         chain = [self.upstreams[n] for n in dict.fromkeys(names) if n in self.upstreams]
-        chain = [u for u in chain if u.healthy] + [u for u in chain if not u.healthy]
         if self.cloud is not None and loaded.cloud_allowed:
             chain.append(self.cloud)
         return chain

@@ -72,8 +72,11 @@ class Upstream:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise self._down(_reason(exc)) from None
         if resp.status >= 500 or resp.status in RETRYABLE:
+            # The server is up and answered: try the next model, but do not mark this one down (one bad request
+            # that a server answers with 500 must not take every upstream out of rotation).
             text = await _text(resp)
-            raise self._down(f"HTTP {resp.status}: {text}")
+            self.last_error = f"HTTP {resp.status}: {text}"
+            raise UpstreamFailed(f"{self.name}: {self.last_error}")
         if resp.status != 200:  # the request's own fault (context too long, bad parameter): the client's to see
             data = await resp.read()
             resp.release()
