@@ -55,7 +55,7 @@ class ChatRequest(_Open):
 
 class CompletionRequest(_Open):
     model: str = Field(default=AUTO)
-    prompt: str | list[str]
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(description="text, texts, or token ids")
     stream: bool = False
     max_tokens: int | None = Field(default=None, ge=1)
 
@@ -76,7 +76,11 @@ def create_app(state: GatewayState) -> Any:
         yield
         await state.stop()
 
-    app = FastAPI(title="lalo-bench gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    # strict_content_type off: a JSON body sent without its Content-Type (curl -d) is still read as JSON.
+    app = FastAPI(
+        title="lalo-bench gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+        strict_content_type=False,
+    )  # fmt: skip
     limits = state.settings.limits
     m = state.metrics
 
@@ -86,7 +90,7 @@ def create_app(state: GatewayState) -> Any:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg", "invalid"))
         if first.get("type") == "json_invalid":
-            message = "request body is not valid JSON"
+            message, where = "request body is not valid JSON", ""
         elif tuple(first.get("loc", ())) == ("body",):
             message = "request body must be a JSON object"
         return _error(GatewayError(400, message, "invalid_request_error", param=where or None))
@@ -97,10 +101,13 @@ def create_app(state: GatewayState) -> Any:
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(_request: Request, _exc: BodyTooLarge) -> Response:
-        return _error(GatewayError(413, f"request body over {limits.max_body_bytes} bytes", "invalid_request_error"))
+        return _error(GatewayError(413, f"request body over {limits.max_body_bytes} bytes", "invalid_request_error",
+                                   code="request_too_large"))  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI turns a failed body read into a 400
+            return await too_large(_request, exc.__cause__)
         return _error(GatewayError(exc.status_code, str(exc.detail), "invalid_request_error"))
 
     @app.exception_handler(Exception)
@@ -134,7 +141,8 @@ def create_app(state: GatewayState) -> Any:
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> Response:
-        prompt = body.prompt if isinstance(body.prompt, str) else "\n".join(body.prompt)
+        texts = [body.prompt] if isinstance(body.prompt, str) else [p for p in body.prompt if isinstance(p, str)]
+        prompt = "\n".join(texts)  # token ids carry no text to route on: the router scores an empty prompt
         return await serve("/completions", body, [{"role": "user", "content": prompt}], None)
 
     async def resolve(model: str, messages: list[dict[str, Any]], tools: Any, loaded: Loaded) -> Route:
@@ -159,7 +167,9 @@ def create_app(state: GatewayState) -> Any:
         The fallbacks reported are every model ahead of the one that answered in policy order: each either failed
         now or was passed over as down, and either way the client was not served by the model it was routed to.
         """
-        order = [u for u in route.chain if u.healthy] + [u for u in route.chain if not u.healthy]
+        local = [u for u in route.chain if u is not state.cloud]
+        order = [u for u in local if u.healthy] + [u for u in local if not u.healthy]
+        order += [u for u in route.chain if u is state.cloud]  # the cloud stays last whatever the health flags say
         reasons: list[str] = []
         for upstream in order:
             try:
@@ -179,6 +189,7 @@ def create_app(state: GatewayState) -> Any:
     async def serve(path: str, body: BaseModel, messages: list[dict[str, Any]], tools: Any) -> Response:
         if state.in_flight >= limits.max_concurrency:
             m.errors.labels("rejected").inc()
+            m.requests.labels(path.strip("/"), "none", "429").inc()
             raise GatewayError(429, f"over {limits.max_concurrency} requests in flight; retry shortly",
                                "rate_limit_error", code="concurrency_limit")  # fmt: skip
         started = time.perf_counter()
@@ -228,6 +239,9 @@ def create_app(state: GatewayState) -> Any:
             m.errors.labels("mid_stream").inc()
             log.warning("%s", exc)
             yield sse_error(str(exc))
+        except (asyncio.CancelledError, GeneratorExit):
+            status = 499  # the client hung up (nginx's code for it); not a success, not the gateway's error
+            raise
         finally:
             opened.close()
             _done(started, endpoint, served, status)

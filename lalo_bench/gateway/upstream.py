@@ -65,11 +65,15 @@ class Upstream:
         """Send the request and wait for its first event (or whole body); raise :class:`UpstreamFailed` if none."""
         body = orjson.dumps({**payload, "model": self.spec.served_model})
         timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s, sock_connect=self.limits.connect_timeout_s)
-        try:
-            resp = await self.session.post(
-                f"{self.spec.url}{path}", data=body, headers=self._headers(), timeout=timeout
-            )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        loop = asyncio.get_running_loop()
+        first_by = loop.time() + self.limits.first_token_timeout_s
+        post = self.session.post(f"{self.spec.url}{path}", data=body, headers=self._headers(), timeout=timeout)
+        try:  # streaming: the response's headers count against the first-token timeout too
+            resp = await (asyncio.wait_for(post, self.limits.first_token_timeout_s) if stream else post)
+        except TimeoutError as exc:
+            why = f"no first token within {self.limits.first_token_timeout_s:g} s" if stream else _reason(exc)
+            raise self._down(why) from None
+        except (aiohttp.ClientError, OSError) as exc:
             raise self._down(_reason(exc)) from None
         if resp.status >= 500 or resp.status in RETRYABLE:
             # The server is up and answered: try the next model, but do not mark this one down (one bad request
@@ -87,7 +91,7 @@ class Upstream:
                 resp.release()
                 self.healthy = True
                 return Opened(self, 200, first=data, response=None)
-            first = await asyncio.wait_for(_first_event(resp), self.limits.first_token_timeout_s)
+            first = await asyncio.wait_for(_first_event(resp), max(first_by - loop.time(), 0.001))
         except TimeoutError:
             resp.close()
             raise self._down(f"no first token within {self.limits.first_token_timeout_s:g} s") from None

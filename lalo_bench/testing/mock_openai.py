@@ -45,6 +45,13 @@ class Timing:
     """Every n-th request is answered with HTTP 500 (0: never) — an injected fault."""
     close_after_stream: bool = False
     """Drop the connection after each streamed reply without announcing it, as llama.cpp's llama-server does."""
+    drop_after: int = 0
+    """Streamed replies stop after this many chunks: the connection closes with no ``[DONE]`` and no end of the
+    chunked body, as when a server dies mid-answer (0: never) — an injected fault."""
+    hang: bool = False
+    """Completion requests are read and never answered (the connection stays open) — an injected fault."""
+    echo: bool = False
+    """Whole (not streamed) replies carry ``echo: {"headers", "body"}``, the request as the mock received it."""
 
 
 def _chunk(payload: bytes) -> bytes:
@@ -93,7 +100,7 @@ class MockServer:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                streamed = await self.respond(method, path, body, arrived, writer)
+                streamed = await self.respond(method, path, body, arrived, writer, headers)
                 if streamed and self.timing.close_after_stream:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -101,7 +108,15 @@ class MockServer:
         finally:
             writer.close()
 
-    async def respond(self, method: str, path: str, body: bytes, arrived: float, writer: asyncio.StreamWriter) -> bool:
+    async def respond(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        arrived: float,
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str] | None = None,
+    ) -> bool:
         """Answer one request; True when the reply was streamed."""
         if method == "GET" and path.rstrip("/") in ("/v1/models", "/health"):
             _json_response(writer, "200 OK", {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
@@ -111,6 +126,8 @@ class MockServer:
             writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             return False
         self.count += 1
+        if self.timing.hang:
+            await asyncio.Event().wait()  # until the client gives up and the server is stopped
         if self.timing.fail_every and self.count % self.timing.fail_every == 0:
             _json_response(writer, "500 Internal Server Error", {"error": {"message": "injected fault"}})
             return False
@@ -124,6 +141,8 @@ class MockServer:
                 reply["choices"][0]["message"] = {"role": "assistant", "content": "tok " * n}
                 del reply["choices"][0]["delta"]
             reply["usage"] = _usage(n)
+            if self.timing.echo:
+                reply["echo"] = {"headers": headers or {}, "body": req}
             _json_response(writer, "200 OK", reply)
             return False
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -132,6 +151,11 @@ class MockServer:
             await self._sleep_until(arrived + (self.timing.ttft_ms + i * self.timing.itl_ms) / 1000)
             if writer.is_closing():  # the client hung up (e.g. cut off at its deadline)
                 return True
+            if self.timing.drop_after and i == self.timing.drop_after:
+                await writer.drain()
+                await asyncio.sleep(0.2)  # the chunks sent are read before the reset, which may discard them
+                writer.transport.abort()  # mid-answer: no [DONE], no terminating chunk
+                raise ConnectionResetError("injected drop")
             writer.write(_event(_delta(api, "tok ", "length" if i == n - 1 else None)))
             sent.append(time.perf_counter())
         if usage:
@@ -149,9 +173,11 @@ class MockServer:
             await asyncio.sleep(delay)
 
 
-async def serve(host: str, port: int, timing: Timing, log: Path | None = None) -> None:
+async def serve(host: str, port: int, timing: Timing, log: Path | None = None, spin: bool = True) -> None:
+    """``spin=False`` lets a timed mock sleep between events: delays then run up to a millisecond late, and it spares
+    the core that busy-polling burns (for tests that need slow answers, not exact ones)."""
     server = await asyncio.start_server(MockServer(timing, log).handle, host, port, backlog=1024, reuse_address=True)
-    hot = asyncio.create_task(busy_poll()) if timing.ttft_ms or timing.itl_ms else None
+    hot = asyncio.create_task(busy_poll()) if spin and (timing.ttft_ms or timing.itl_ms) else None
     async with server:
         await server.serve_forever()
     if hot is not None:
@@ -166,11 +192,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--itl-ms", type=float, default=0.0)
     ap.add_argument("--fail-every", type=int, default=0)
     ap.add_argument("--close-after-stream", action="store_true")
+    ap.add_argument("--drop-after", type=int, default=0, help="streams: drop the connection after N chunks")
+    ap.add_argument("--hang", action="store_true", help="never answer completion requests")
+    ap.add_argument("--echo", action="store_true", help="whole replies carry the request's headers and body")
+    ap.add_argument("--no-busy-poll", action="store_true", help="sleep between events instead of spinning a core")
     ap.add_argument("--log", type=Path, help="JSON lines: arrival and chunk send times per streamed request")
     args = ap.parse_args(argv)
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
-    timing = Timing(args.ttft_ms, args.itl_ms, args.fail_every, args.close_after_stream)
-    loop.run_until_complete(serve(args.host, args.port, timing, args.log))
+    timing = Timing(
+        args.ttft_ms, args.itl_ms, args.fail_every, args.close_after_stream, args.drop_after, args.hang, args.echo
+    )
+    loop.run_until_complete(serve(args.host, args.port, timing, args.log, spin=not args.no_busy_poll))
 
 
 @contextlib.contextmanager
@@ -180,15 +212,25 @@ def running_mock(
     fail_every: int = 0,
     close_after_stream: bool = False,
     log: Path | None = None,
+    drop_after: int = 0,
+    hang: bool = False,
+    busy_poll: bool = True,
+    echo: bool = False,
 ) -> Iterator[str]:
     """Start the mock in its own process (its own core and event loop); yields the base URL ending in /v1.
 
     Started, health-checked and stopped like any server lalo-bench launches (:class:`ServerProcess`).
+    ``drop_after`` and ``hang`` inject faults, ``echo`` returns what the mock received (see :class:`Timing`);
+    ``busy_poll=False`` spares a core where slow answers matter but their exact timing does not.
     """
     port = free_port()
     cmd = [sys.executable, "-m", "lalo_bench.testing.mock_openai", "--port", str(port)]
     cmd += ["--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), "--fail-every", str(fail_every)]
     cmd += ["--close-after-stream"] if close_after_stream else []
+    cmd += ["--drop-after", str(drop_after)] if drop_after else []
+    cmd += ["--hang"] if hang else []
+    cmd += ["--echo"] if echo else []
+    cmd += [] if busy_poll else ["--no-busy-poll"]
     cmd += ["--log", str(log)] if log else []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with (
