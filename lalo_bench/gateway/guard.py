@@ -1,7 +1,7 @@
-"""The gateway's front door, before any parsing: the API key and the body-size cap, as one ASGI middleware.
+"""The gateway's front door, before any parsing: the API key and the body-size cap.
 
-Checking here (not in a FastAPI dependency) means a client without the key never gets its body read or parsed,
-and an oversized body is cut off while it streams in, not after it has been buffered.
+Checked on the raw ASGI scope, so a client without the key never gets its body read or parsed, and an oversized
+body is cut off while it streams in, not after it has been buffered.
 """
 
 from __future__ import annotations
@@ -37,57 +37,51 @@ async def send_error(send: Send, status: int, body: bytes, headers: list[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
-class Guard:
-    def __init__(self, app: ASGIApp, key: Callable[[], str], max_body_bytes: int) -> None:
-        self.app, self.key, self.max_body_bytes = app, key, max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-        if not matches(token, self.key()):
-            why = "missing API key" if token is None else "wrong API key"
-            body = error_bytes(f"{why}: send 'Authorization: Bearer <key>'", "invalid_request_error", "invalid_api_key")
-            await send_error(send, 401, body, [(b"www-authenticate", b"Bearer")])
-            return
-        length = headers.get(b"content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                await send_error(send, 400, error_bytes("bad Content-Length header", "invalid_request_error"))
-                return
-            if declared > self.max_body_bytes:
-                await self._too_large(send)
-                return
-        received = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+def refusal(headers: dict[bytes, bytes], key: str, max_body_bytes: int) -> tuple[int, bytes, list] | None:
+    """Why a request is refused before its body is read (status, body, headers), or None to go on."""
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    if not matches(token, key):
+        why = "missing API key" if token is None else "wrong API key"
+        body = error_bytes(f"{why}: send 'Authorization: Bearer <key>'", "invalid_request_error", "invalid_api_key")
+        return 401, body, [(b"www-authenticate", b"Bearer")]
+    length = headers.get(b"content-length")
+    if length is not None:
         try:
-            await self.app(scope, limited, tracked)
-        except BodyTooLarge:
-            if not started:
-                await self._too_large(send)
+            declared = int(length)
+        except ValueError:
+            return 400, error_bytes("bad Content-Length header", "invalid_request_error"), []
+        if declared > max_body_bytes:
+            return 413, too_large_body(max_body_bytes), []
+    return None
 
-    async def _too_large(self, send: Send) -> None:
-        body = error_bytes(
-            f"request body over {self.max_body_bytes} bytes", "invalid_request_error", "request_too_large"
-        )
-        await send_error(send, 413, body)
+
+def too_large_body(max_body_bytes: int) -> bytes:
+    return error_bytes(f"request body over {max_body_bytes} bytes", "invalid_request_error", "request_too_large")
+
+
+def limited(receive: Receive, max_body_bytes: int) -> Receive:
+    """``receive`` that raises :class:`BodyTooLarge` once more than the cap has arrived."""
+    received = 0
+
+    async def wrapped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_body_bytes:
+                raise BodyTooLarge
+        return message
+
+    return wrapped
+
+
+async def read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionError("client went away while sending its body")
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)

@@ -47,9 +47,25 @@ class Metrics:
         )  # fmt: skip
         self.in_flight = Gauge("lalo_gateway_in_flight", "Requests in flight", registry=r)
         self.upstream_up = Gauge("lalo_gateway_upstream_up", "1 if the last health check passed", ["model"], registry=r)
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
         self.policy_reloads = Counter(
             "lalo_gateway_policy_reloads", "Policy file reloads, by outcome", ["outcome"], registry=r
         )
+
+    # Children by label values, looked up once: prometheus_client's labels() costs a lock and a dict per call.
+    def request(self, endpoint: str, model: str, status: int) -> Counter:
+        key = (endpoint, model, status)
+        child = self._requests.get(key)
+        if child is None:
+            child = self._requests[key] = self.requests.labels(endpoint, model, str(status))
+        return child
+
+    def latency_of(self, model: str) -> Histogram:
+        child = self._latency.get(model)
+        if child is None:
+            child = self._latency[model] = self.latency.labels(model)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

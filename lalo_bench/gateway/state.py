@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from lalo_bench.errors import LaloError
+from lalo_bench.gateway.access import AccessLog
 from lalo_bench.gateway.metrics import Metrics
 from lalo_bench.gateway.settings import GatewaySettings
 from lalo_bench.gateway.upstream import Upstream, cloud_upstream
@@ -56,6 +57,7 @@ class GatewayState:
         self.key = key
         self.loaded = loaded
         self.metrics = Metrics()
+        self.access = AccessLog()
         self.in_flight = 0
         self.session: aiohttp.ClientSession | None = None
         self.upstreams: dict[str, Upstream] = {}
@@ -73,12 +75,19 @@ class GatewayState:
         self._tasks = [
             asyncio.create_task(self._every(self.settings.reload_interval_s, self.reload_if_changed)),
             asyncio.create_task(self._every(self.settings.health_interval_s, self.check_health)),
+            asyncio.create_task(self._every(0.25, self._flush_access)),
         ]
+
+    async def _flush_access(self) -> None:
+        self.access.flush()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.access.flush()
+        for upstream in [*self.upstreams.values(), *([self.cloud] if self.cloud else [])]:
+            await upstream.pool.close()
         if self.session is not None:
             await self.session.close()
 

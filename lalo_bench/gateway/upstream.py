@@ -3,22 +3,28 @@
 A request is *committed* to an upstream once its first byte of answer (the first stream event, or the whole
 body) has arrived: before that, any failure — refused connection, 5xx, 429, a timeout to the first token — moves
 the request to the next model of the fallback list; after it, a failure ends the stream with an error event.
+
+Completions go over the load generator's own HTTP/1.1 client (:mod:`lalo_bench.measure.load.http1`: one
+pre-encoded write per request, kept-alive connections), which costs a fraction of aiohttp's per-request work on
+the hot path; aiohttp is kept for the health checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
 
 from lalo_bench.gateway.settings import CloudFallback, Limits, UpstreamSpec
+from lalo_bench.measure.load.http1 import Http1Pool, HttpError, Reply, StaleConnection
 
 RETRYABLE = {408, 429}
 DONE = b"data: [DONE]"
+Body = AsyncGenerator["Reply | bytes", None]
 
 
 class UpstreamFailed(Exception):
@@ -33,6 +39,10 @@ class Upstream:
     healthy: bool = True
     last_error: str | None = None
     checked_at: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        auth = {"Authorization": f"Bearer {self.spec.api_key}"} if self.spec.api_key else {}
+        self.pool = Http1Pool(self.spec.url, headers=auth)
 
     @property
     def name(self) -> str:
@@ -61,48 +71,62 @@ class Upstream:
         self.healthy, self.last_error = False, reason
         return UpstreamFailed(f"{self.name}: {reason}")
 
+    async def _post(self, path: str, body: bytes) -> tuple[Reply, Body]:
+        """Send on a kept-alive connection (once more on a fresh one if the server had closed it)."""
+        for _ in range(2):
+            gen = self.pool.stream_post(path, body)
+            try:
+                reply = await anext(gen)
+            except StaleConnection:
+                await gen.aclose()
+                continue
+            except BaseException:
+                await gen.aclose()
+                raise
+            assert isinstance(reply, Reply)
+            return reply, gen
+        raise HttpError("the server closed two connections in a row before replying")
+
     async def open(self, path: str, payload: dict, stream: bool) -> Opened:
-        """Send the request and wait for its first event (or whole body); raise :class:`UpstreamFailed` if none."""
+        """Send the request and wait for its first event (or whole body); raise :class:`UpstreamFailed` if none.
+
+        A stream's first event is due within the first-token timeout, connecting and the response headers
+        included; a whole body and a whole stream within the request timeout.
+        """
         body = orjson.dumps({**payload, "model": self.spec.served_model})
-        timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s, sock_connect=self.limits.connect_timeout_s)
-        loop = asyncio.get_running_loop()
-        first_by = loop.time() + self.limits.first_token_timeout_s
-        post = self.session.post(f"{self.spec.url}{path}", data=body, headers=self._headers(), timeout=timeout)
-        try:  # streaming: the response's headers count against the first-token timeout too
-            resp = await (asyncio.wait_for(post, self.limits.first_token_timeout_s) if stream else post)
+        now = asyncio.get_running_loop().time()
+        deadline = now + self.limits.request_timeout_s
+        first_by = now + self.limits.first_token_timeout_s if stream else deadline
+        gen: Body | None = None
+        try:
+            async with asyncio.timeout_at(first_by):  # one timer per request (asyncio.wait_for costs a task each)
+                reply, gen = await self._post(path, body)
+                if reply.status >= 500 or reply.status in RETRYABLE:
+                    # The server is up and answered: try the next model, but do not mark this one down (one bad
+                    # request that a server answers with 500 must not take every upstream out of rotation).
+                    text = " ".join((await _drain(gen)).decode("utf-8", "replace").split())[:200]
+                    self.last_error = f"HTTP {reply.status}: {text}"
+                    raise UpstreamFailed(f"{self.name}: {self.last_error}")
+                if reply.status != 200 or not stream:  # a non-200 is the request's own fault: the client's to see
+                    data = await _drain(gen)
+                    self.healthy = self.healthy or reply.status == 200
+                    return Opened(self, reply.status, first=data)
+                first = await _first_event(gen)
         except TimeoutError as exc:
+            await _close(gen)
             why = f"no first token within {self.limits.first_token_timeout_s:g} s" if stream else _reason(exc)
             raise self._down(why) from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (HttpError, OSError) as exc:
+            await _close(gen)
             raise self._down(_reason(exc)) from None
-        if resp.status >= 500 or resp.status in RETRYABLE:
-            # The server is up and answered: try the next model, but do not mark this one down (one bad request
-            # that a server answers with 500 must not take every upstream out of rotation).
-            text = await _text(resp)
-            self.last_error = f"HTTP {resp.status}: {text}"
-            raise UpstreamFailed(f"{self.name}: {self.last_error}")
-        if resp.status != 200:  # the request's own fault (context too long, bad parameter): the client's to see
-            data = await resp.read()
-            resp.release()
-            return Opened(self, resp.status, first=data, response=None)
-        try:
-            if not stream:
-                data = await asyncio.wait_for(resp.read(), self.limits.request_timeout_s)
-                resp.release()
-                self.healthy = True
-                return Opened(self, 200, first=data, response=None)
-            first = await asyncio.wait_for(_first_event(resp), max(first_by - loop.time(), 0.001))
-        except TimeoutError:
-            resp.close()
-            raise self._down(f"no first token within {self.limits.first_token_timeout_s:g} s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            resp.close()
-            raise self._down(_reason(exc)) from None
+        except UpstreamFailed:
+            await _close(gen)
+            raise
         if first is None:
-            resp.close()
+            await _close(gen)
             raise self._down("closed the stream before its first event")
         self.healthy = True
-        return Opened(self, 200, first=first, response=resp)
+        return Opened(self, 200, first=first, stream=gen, deadline=deadline)
 
 
 @dataclass
@@ -112,54 +136,64 @@ class Opened:
     upstream: Upstream
     status: int
     first: bytes
-    response: aiohttp.ClientResponse | None
+    stream: Body | None = None
+    deadline: float = 0.0
+
+    @property
+    def streaming(self) -> bool:
+        return self.stream is not None
 
     async def rest(self) -> AsyncIterator[bytes]:
-        """The stream after the first event, as raw chunks; ends with an error event if it breaks."""
-        resp = self.response
-        if resp is None:
+        """The stream after the first event, as raw chunks; ends with :class:`StreamBroken` if it breaks."""
+        it = self.stream
+        if it is None:
             return
         tail = b""
         try:
-            async for chunk in resp.content.iter_any():
+            while True:
+                try:
+                    async with asyncio.timeout_at(self.deadline):  # scoped to the read, never across a yield
+                        chunk = await anext(it)
+                except StopAsyncIteration:
+                    break
+                assert isinstance(chunk, bytes)
                 tail = (tail + chunk)[-64:]
                 yield chunk
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (HttpError, OSError, TimeoutError) as exc:
             self.upstream.healthy, self.upstream.last_error = False, _reason(exc)
             raise StreamBroken(f"{self.upstream.name} failed mid-stream: {_reason(exc)}") from None
         finally:
-            resp.release()
+            await it.aclose()
         if DONE not in tail and DONE not in self.first:
             self.upstream.last_error = "stream ended without [DONE]"
             raise StreamBroken(f"{self.upstream.name} closed the stream before it finished")
 
-    def close(self) -> None:
-        if self.response is not None:
-            self.response.close()
+    async def aclose(self) -> None:
+        await _close(self.stream)
 
 
 class StreamBroken(Exception):
     """The upstream failed after the client had part of the answer: the stream ends with an error event."""
 
 
-async def _first_event(resp: aiohttp.ClientResponse) -> bytes | None:
+async def _first_event(gen: Body) -> bytes | None:
     """Read up to the end of the first SSE event (a blank line); None if the stream closes first."""
     buf = b""
-    while b"\n\n" not in buf:
-        chunk = await resp.content.readany()
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
+    async for data in gen:
+        assert isinstance(data, bytes)
+        buf += data
+        if b"\n\n" in buf:
+            return buf
+    return None
 
 
-async def _text(resp: aiohttp.ClientResponse) -> str:
-    try:
-        text = (await resp.read()).decode("utf-8", "replace")
-    except (aiohttp.ClientError, OSError):
-        text = ""
-    resp.release()
-    return " ".join(text.split())[:200]
+async def _drain(gen: Body) -> bytes:
+    return b"".join([d async for d in gen if isinstance(d, bytes)])
+
+
+async def _close(gen: Body | None) -> None:
+    if gen is not None:
+        await gen.aclose()
 
 
 def _reason(exc: BaseException) -> str:
