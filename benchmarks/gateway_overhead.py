@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,12 +22,28 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from lalo_bench.testing.gateway import TEST_KEY, running_gateway, write_keyword_policy
 from lalo_bench.testing.mock_openai import running_mock
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "mock:q4_1@llamacpp"
 FIGURES = ("ttft_ms_p50", "ttft_ms_p99", "e2e_ms_p50", "e2e_ms_p99", "requests_per_s")
+
+
+def cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def servers() -> dict[str, psutil.Process]:
+    """This script's two server processes: the mock and the gateway (both its children)."""
+    found = {}
+    for child in psutil.Process().children():
+        cmd = " ".join(child.cmdline())
+        found["gateway" if " serve " in cmd else "mock"] = child
+    return found
 
 
 def load(url: str, model: str, concurrency: int, args: argparse.Namespace, out: Path, key: str | None) -> dict:
@@ -38,7 +55,13 @@ def load(url: str, model: str, concurrency: int, args: argparse.Namespace, out: 
     ]  # fmt: skip
     if key:
         cmd += ["--api-key", key]
+    procs = servers()
+    before = {name: cpu_s(p) for name, p in procs.items()}
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)  # the client, once it has exited
     subprocess.run(cmd, check=True, capture_output=True)
+    used = {name: cpu_s(p) - before[name] for name, p in procs.items()}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used["client"] = after.ru_utime + after.ru_stime - waited.ru_utime - waited.ru_stime  # with its start-up
     point = json.loads(out.read_text())["points"][0]
     assert point["requests"]["ok"] == args.requests, f"{url}: {point['requests']}"
     return {
@@ -47,6 +70,8 @@ def load(url: str, model: str, concurrency: int, args: argparse.Namespace, out: 
         "e2e_ms_p50": point["e2e_ms"]["p50"],
         "e2e_ms_p99": point["e2e_ms"]["p99"],
         "requests_per_s": point["requests_per_s"],
+        # CPU per request of each process (the client's includes its start-up, so it is an upper bound)
+        **{f"cpu_us_per_request.{name}": v / args.requests * 1e6 for name, v in used.items()},
     }
 
 
@@ -76,7 +101,7 @@ def main() -> None:
                         else:
                             runs[kind].append(load(gateway, model, c, args, out, TEST_KEY))
                         print(f"c={c} {kind} run {r + 1}: {runs[kind][-1]}", file=sys.stderr)
-                med = {k: {f: statistics.median(x[f] for x in v) for f in FIGURES} for k, v in runs.items()}
+                med = {k: {f: statistics.median(x[f] for x in v if f in x) for f in v[0]} for k, v in runs.items()}
                 results[str(c)] = {
                     "direct": med["direct"],
                     "gateway": med["gateway"],
@@ -105,6 +130,10 @@ def main() -> None:
             f"{a['e2e_ms_p99']:>8.2f} {r['direct']['requests_per_s']:>13.0f} {r['gateway']['requests_per_s']:>8.0f} "
             f"{r['throughput_ratio']:>6.0%}"
         )
+    for c, r in results.items():
+        cpu = {k.split(".")[-1]: round(v) for k, v in r["gateway"].items() if k.startswith("cpu_us")}
+        direct = {k.split(".")[-1]: round(v) for k, v in r["direct"].items() if k.startswith("cpu_us")}
+        print(f"c={c} CPU µs per request, direct: {direct}; through the gateway: {cpu}")
     print(f"written: {args.out}")
 
 
