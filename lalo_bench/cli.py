@@ -22,6 +22,7 @@ from lalo_bench.cli_load import import_results, launch, loadtest
 from lalo_bench.cli_report import report
 from lalo_bench.cli_route import route_app
 from lalo_bench.cli_serve import serve
+from lalo_bench.cli_tracking import tracking_server
 from lalo_bench.config import Catalog, load_catalog
 from lalo_bench.console import err, out, print_frame
 from lalo_bench.errors import LaloError
@@ -330,6 +331,7 @@ app.command("project-plan")(project_plan)
 app.command("project-sweep")(project_sweep)
 app.command()(report)
 app.command()(serve)
+app.command("tracking-server")(tracking_server)
 
 
 def main() -> None:
