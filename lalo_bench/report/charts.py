@@ -29,6 +29,15 @@ def _empty(title: str, why: str) -> go.Figure:
     return fig
 
 
+def _bars(data: pd.DataFrame, x: str, y: str, color: str, hover: list[str], labels: dict[str, str],
+          log_y: bool = False) -> go.Figure:  # fmt: skip
+    """Grouped bars, measured solid and projected hatched: the one bar style of the report."""
+    return px.bar(
+        data, x=x, y=y, color=color, pattern_shape="source", pattern_shape_map=PATTERN, barmode="group",
+        hover_data=hover, log_y=log_y, template=TEMPLATE, labels=labels,
+    )  # fmt: skip
+
+
 def pareto(frame: pd.DataFrame) -> go.Figure:
     """Quality against median end-to-end latency, one panel per suite; the front joined by a line."""
     if frame.empty:
@@ -72,19 +81,9 @@ def throughput(frame: pd.DataFrame) -> go.Figure:
     if frame.empty:
         return _empty("Decode speed", "no speed measured or projected")
     data = _with_source(frame).assign(where=lambda f: f["backend"] + "@" + f["tier"])
-    fig = px.bar(
-        data.sort_values(["label", "where"]),
-        x="label",
-        y="decode_tok_s",
-        color="where",
-        pattern_shape="source",
-        pattern_shape_map=PATTERN,
-        barmode="group",
-        hover_data=["quant", "users", "run_id"],
-        log_y=True,
-        template=TEMPLATE,
-        labels={"decode_tok_s": "decode tok/s per request (log)", "label": "model:quant", "where": "backend@tier"},
-    )
+    labels = {"decode_tok_s": "decode tok/s per request (log)", "label": "model:quant", "where": "backend@tier"}
+    fig = _bars(data.sort_values(["label", "where"]), "label", "decode_tok_s", "where", ["quant", "users", "run_id"],
+                labels, log_y=True)  # fmt: skip
     fig.update_layout(title="Decode speed by quantization, backend and tier (hatched: projected)", height=520)
     return fig
 
@@ -94,19 +93,8 @@ def memory_fit(frame: pd.DataFrame) -> go.Figure:
     if frame.empty:
         return _empty("Memory fit", "no model to size")
     data = _with_source(frame)
-    fig = px.bar(
-        data,
-        x="tier",
-        y="required_gb",
-        color="label",
-        pattern_shape="source",
-        pattern_shape_map=PATTERN,
-        barmode="group",
-        hover_data=["backend", "fits", "available_gb", "run_id"],
-        log_y=True,
-        template=TEMPLATE,
-        labels={"required_gb": "memory (GB, log)", "label": "model:quant"},
-    )
+    labels = {"required_gb": "memory (GB, log)", "label": "model:quant"}
+    fig = _bars(data, "tier", "required_gb", "label", ["backend", "fits", "available_gb", "run_id"], labels, log_y=True)
     caps = data.dropna(subset=["available_gb"]).drop_duplicates("tier")
     fig.add_trace(
         go.Scatter(
@@ -198,18 +186,8 @@ def latency(frame: pd.DataFrame) -> go.Figure:
     if frame.empty:
         return _empty("Latency against objectives", "nothing recommended")
     data = _with_source(frame)
-    fig = px.bar(
-        data,
-        x="metric",
-        y="share_of_objective",
-        color="deployment",
-        pattern_shape="source",
-        pattern_shape_map=PATTERN,
-        barmode="group",
-        hover_data=["estimate", "objective"],
-        template=TEMPLATE,
-        labels={"share_of_objective": "estimate / objective"},
-    )
+    labels = {"share_of_objective": "estimate / objective"}
+    fig = _bars(data, "metric", "share_of_objective", "deployment", ["estimate", "objective"], labels)
     fig.add_hline(y=1.0, line_dash="dot", annotation_text="objective")
     fig.update_layout(title="Latency at peak load against the objectives (hatched: projected)", height=420)
     return fig
