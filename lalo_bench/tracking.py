@@ -473,15 +473,6 @@ class Tracker:
         self.client.set_tag(run_id, "lalo.error", message[:5000])
         self.client.set_terminated(run_id, "FAILED")
 
-    def finished_routing_runs(self, sweep_id: str) -> list[tuple[str, int]]:
-        """(run id, start time in ms) of the FINISHED routing runs learned from a sweep."""
-        flt = (
-            f"tags.`lalo.kind` = 'routing' AND tags.`lalo.sweep_run_id` = '{sweep_id}'"
-            " AND attributes.status = 'FINISHED'"
-        )
-        runs = self.client.search_runs([self.experiment_id], filter_string=flt, max_results=1000)
-        return [(r.info.run_id, r.info.start_time) for r in runs]
-
     def routing_policy_file(self, run_id: str, dest: Path) -> Path:
         """Download a routing run's policy and the files it names (its weights) into ``dest``; returns the policy."""
         dest.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from lalo_bench.config import Catalog, load_catalog
 from lalo_bench.hardware.calibration import default_calibration
 from lalo_bench.profiles import ClientProfile, load_profile
 from lalo_bench.recommend import Recommendation, Settings, recommend, write_recommendation
-from lalo_bench.report.evidence import Gathered, gather, sweep_cells
+from lalo_bench.report.evidence import Gathered, gather
 from lalo_bench.routing.policy import write_policy
 from lalo_bench.tracking import Tracker
 
@@ -56,7 +56,7 @@ def load_context(
         profile=client,
         catalog=catalog,
         gathered=gathered,
-        cells=sweep_cells(tracker, gathered.sources.sweep_run_ids),
+        cells=gathered.cells,
         load_points=tracker.load_points_frame(),
         recommendation=recommend(client, catalog, gathered.evidence, settings),
         workdir=work,

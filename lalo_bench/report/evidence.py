@@ -62,6 +62,7 @@ class Gathered(BaseModel):
     evidence: Evidence
     sources: Sources
     policy: RoutingPolicy | None = None
+    cells: pd.DataFrame = Field(repr=False, description="the sweeps' finished cells the quality came from")
 
 
 def resolve_sweeps(tracker: Tracker, sweeps: list[str] | None) -> list[str]:
@@ -146,10 +147,13 @@ def routing_evidence(
     tracker: Tracker, sweep_ids: list[str], workdir: Path
 ) -> tuple[RoutingEvidence | None, RoutingPolicy | None, str | None, Path | None]:
     """The newest finished routing run of these sweeps, its policy read back from MLflow (None when none)."""
-    runs = [r for s in sweep_ids for r in tracker.finished_routing_runs(s)]
-    if not runs:
+    runs = tracker.routing_runs_frame()  # newest first
+    if runs.empty:
         return None, None, None, None
-    run_id = max(runs, key=lambda r: r[1])[0]
+    finished = runs[(runs["status"] == "FINISHED") & runs["sweep_run_id"].isin(sweep_ids)]
+    if finished.empty:
+        return None, None, None, None
+    run_id = str(finished.iloc[0]["run_id"])
     path = tracker.routing_policy_file(run_id, workdir)
     policy = load_policy(path)
     return RoutingEvidence.from_policy(policy, f"routing run {run_id}"), policy, run_id, path
@@ -188,4 +192,5 @@ def gather(
             policy_file=str(policy_path) if policy_path else None,
         ),
         policy=policy,
+        cells=cells,
     )
