@@ -41,24 +41,18 @@ class Upstream:
     checked_at: float = field(default=0.0)
 
     def __post_init__(self) -> None:
-        auth = {"Authorization": f"Bearer {self.spec.api_key}"} if self.spec.api_key else {}
-        self.pool = Http1Pool(self.spec.url, headers=auth)
+        self._auth = {"Authorization": f"Bearer {self.spec.api_key}"} if self.spec.api_key else {}
+        self.pool = Http1Pool(self.spec.url, headers=self._auth)
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.spec.api_key:
-            headers["Authorization"] = f"Bearer {self.spec.api_key}"
-        return headers
-
     async def check(self) -> bool:
         """``GET /models`` within 2 s: the server is up and answering."""
         try:
             async with self.session.get(
-                f"{self.spec.url}/models", headers=self._headers(), timeout=aiohttp.ClientTimeout(total=2.0)
+                f"{self.spec.url}/models", headers=self._auth, timeout=aiohttp.ClientTimeout(total=2.0)
             ) as resp:
                 self.healthy = resp.status == 200
                 self.last_error = None if self.healthy else f"HTTP {resp.status} on /models"
