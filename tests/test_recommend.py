@@ -268,38 +268,21 @@ def test_routing_ladder_beats_task_routing_on_load(catalog: Catalog) -> None:
 
 
 def test_routing_policy_becomes_evidence() -> None:
-    from lalo_bench.routing.calibrate import Objective
-    from lalo_bench.routing.policy import (
-        ExpectedPoint,
-        PolicyModel,
-        PolicySource,
-        RouterSpec,
-        RoutingPolicy,
-        Thresholds,
-    )
+    from lalo_bench.routing.policy import ExpectedPoint, PolicySource
+    from lalo_bench.testing.gateway import keyword_policy
 
-    names = ["tiny:q4_k_m@llamacpp", "big:q4_k_m@llamacpp"]
-    policy = RoutingPolicy(
-        models=[
-            PolicyModel(
-                name=n, model=n.split(":")[0], quant="q4_k_m", backend="llamacpp", cost_per_request=c, quality_train=q
-            )
-            for n, c, q in zip(names, (1.0, 5.0), (0.5, 0.8), strict=True)
-        ],
-        router=RouterSpec(type="keyword"),
-        thresholds=Thresholds(default=[0.55]),
-        objective=Objective(kind="target_quality", value=0.7),
-        target_met_on_train=True,
-        default_model=names[1],
-        fallbacks={},
-        expected=[
-            ExpectedPoint(split="train", requests=300, quality=0.75, cost_per_request=2, p95_ms=900, shares=[0.7, 0.3]),
-            ExpectedPoint(split="test", requests=100, quality=0.72, cost_per_request=2, p95_ms=950, shares=[0.6, 0.4]),
-        ],
-        source=PolicySource(
-            sweep_run_id="sweep-1", routing_run_id="route-1", tracking_uri="x", created_utc="t", lalo_bench_version="0"
-        ),
-    )
+    policy = keyword_policy(["tiny:q4_k_m@llamacpp", "big:q4_k_m@llamacpp"], thresholds=[0.55]).model_copy(
+        update={
+            "expected": [
+                ExpectedPoint(split="train", requests=300, quality=0.75, cost_per_request=2, p95_ms=900,
+                              shares=[0.7, 0.3]),
+                ExpectedPoint(split="test", requests=100, quality=0.72, cost_per_request=2, p95_ms=950,
+                              shares=[0.6, 0.4]),
+            ],
+            "source": PolicySource(sweep_run_id="sweep-1", routing_run_id="route-1", tracking_uri="x",
+                                   created_utc="t", lalo_bench_version="0"),
+        }
+    )  # fmt: skip
     ev = RoutingEvidence.from_policy(policy, "routing_policy.json")
     assert [m.share for m in ev.models] == [0.6, 0.4]
     assert (ev.quality, ev.requests, ev.run_id, ev.thresholds) == (0.72, 100, "route-1", [0.55])
