@@ -25,7 +25,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -e '.[llamacpp,server,hrm,routing,report,gateway,tracking,dev]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -e '.[llamacpp,server,hrm,routing,report,gateway,tracking,ray,dev]'
 	# BFCL's own checker, for the agreement test only. --no-deps: its declared deps pin numpy 1.26 and ~15 API SDKs
 	# that the checker never calls; the test stands in for the one registry flag it reads.
 	$(BIN)/python -m pip install --no-deps bfcl-eval==2026.3.23

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import click
 import pandas as pd
@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from lalo_bench.cli_cluster import worker
 from lalo_bench.cli_hardware import project, project_plan, project_sweep
 from lalo_bench.cli_load import import_results, launch, loadtest
 from lalo_bench.cli_report import report
@@ -130,27 +131,41 @@ def models_quantize(
 def sweep(
     config: Annotated[Path, typer.Option("--config", "-c", help="Sweep spec YAML.")],
     new: Annotated[bool, typer.Option("--new", help="Start a new sweep even if an unfinished one can resume.")] = False,
+    executor: Annotated[
+        Literal["local", "ray"],
+        typer.Option(
+            "--executor",
+            help="Where cells run: local (this machine, one after another) or ray (each on a node of its tier).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray cluster HOST:PORT (default: RAY_ADDRESS, then a cluster on this machine)."),
+    ] = None,
     catalog: CatalogOpt = None,
 ) -> None:
-    """Run every model × quant × backend × suite cell on this machine and log it to MLflow."""
+    """Run every model × quant × backend × suite (× tier) cell and log it to MLflow."""
     from lalo_bench import sweep as sweep_mod
+    from lalo_bench.executors import get_executor
     from lalo_bench.tracking import tracking_uri
 
     cat = _catalog(catalog)
     spec = sweep_mod.load(config, cat)
     try:
-        outcome = sweep_mod.run_sweep(spec, cat, new=new, console=err)
+        outcome = sweep_mod.run_sweep(spec, cat, new=new, console=err, executor=get_executor(executor, address))
     except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/]: run `lalo-bench sweep --config {config}` again to resume")
+        err.print(f"[yellow]interrupted[/]: run the same `lalo-bench sweep --config {config}` again to resume")
         raise typer.Exit(130) from None
     if not outcome.table.empty:
         print_frame(outcome.table, f"sweep {spec.name} ({outcome.run_id})")
     out.print(
         f"cells: {outcome.ran} ran, {outcome.skipped} already done, {outcome.failed} failed"
         + (f", {outcome.retired} interrupted run(s) redone" if outcome.retired else "")
+        + (f", {outcome.lost} attempt(s) lost with their node" if outcome.lost else "")
     )
     _ui_hint(tracking_uri())
     if outcome.failed:
+        out.print("run the same command again to redo the failed cells (finished ones stand; --new starts over)")
         raise typer.Exit(1)
 
 
@@ -329,6 +344,7 @@ app.command()(launch)
 app.command()(project)
 app.command("project-plan")(project_plan)
 app.command("project-sweep")(project_sweep)
+app.command("worker")(worker)
 app.command()(report)
 app.command()(serve)
 app.command("tracking-server")(tracking_server)

@@ -260,6 +260,9 @@ class Catalog(Strict):
 class SweepModel(Strict):
     model: str
     quants: list[str] | None = Field(default=None, description="defaults to the model's default_quant")
+    tiers: list[str] | None = Field(
+        default=None, description="run this model only on these of the sweep's tiers (default: all of them)"
+    )
 
 
 SuiteOption = str | int | float | bool
@@ -286,7 +289,12 @@ class GenerationSettings(Strict):
 
 class SweepSpec(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-    tier: str = "cpu-local"
+    tier: str = Field(default="cpu-local", description="the tier the cells run on (the machine at hand)")
+    tiers: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="several tiers, each cell on a node of its tier (needs --executor ray); replaces 'tier'",
+    )
     models: list[SweepModel] = Field(min_length=1)
     backends: list[str] = Field(default_factory=lambda: ["llamacpp"], min_length=1)
     suites: list[SweepSuite] = Field(min_length=1)
@@ -299,6 +307,19 @@ class SweepSpec(Strict):
         default=None,
         description="tiers the finished cells are projected onto (default: every other catalog tier; [] for none)",
     )
+
+    @model_validator(mode="after")
+    def _one_tier_field(self) -> SweepSpec:
+        if self.tiers is not None and "tier" in self.model_fields_set:
+            raise ValueError("give 'tier' (one) or 'tiers' (several), not both")
+        if self.tiers is not None and len(set(self.tiers)) != len(self.tiers):
+            raise ValueError("'tiers' lists a tier twice")
+        return self
+
+    @property
+    def run_tiers(self) -> list[str]:
+        """The tiers cells run on, in order."""
+        return list(self.tiers) if self.tiers is not None else [self.tier]
 
 
 # ---------------------------------------------------------------- loading
@@ -428,8 +449,11 @@ def check_sweep(spec: SweepSpec, catalog: Catalog, known_suites: list[str], file
     def fail(field: str, msg: str) -> None:
         raise ConfigError(file, field, msg)
 
-    if spec.tier not in {t.id for t in catalog.tiers}:
-        fail("tier", f"unknown tier '{spec.tier}' ({_suggest(spec.tier, [t.id for t in catalog.tiers])})")
+    tier_ids = [t.id for t in catalog.tiers]
+    for i, tier in enumerate(spec.run_tiers):
+        if tier not in tier_ids:
+            where = "tier" if spec.tiers is None else f"tiers[{i}]"
+            fail(where, f"unknown tier '{tier}' ({_suggest(tier, tier_ids)})")
     for i, tier in enumerate(spec.project_to or []):
         if tier not in {t.id for t in catalog.tiers}:
             fail(f"project_to[{i}]", f"unknown tier '{tier}' ({_suggest(tier, [t.id for t in catalog.tiers])})")
@@ -442,6 +466,9 @@ def check_sweep(spec: SweepSpec, catalog: Catalog, known_suites: list[str], file
         if sm.model not in model_ids:
             fail(f"models[{i}].model", f"unknown model '{sm.model}' ({_suggest(sm.model, model_ids)})")
         m = catalog.model(sm.model)
+        for j, tier in enumerate(sm.tiers or []):
+            if tier not in spec.run_tiers:
+                fail(f"models[{sm.model}].tiers[{j}]", f"tier '{tier}' is not one of the sweep's: {spec.run_tiers}")
         for j, q in enumerate(sm.quants or [m.default_quant]):
             if q not in m.quants:
                 fail(

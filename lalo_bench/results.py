@@ -84,3 +84,6 @@ class CellResult(BaseModel):
         default=None, description="decode tok/s if every token read the weights file at the measured STREAM bandwidth"
     )
     roofline_pct: float | None = Field(default=None, description="decode_tok_s as a percentage of that ceiling")
+    stream_triad_gbs: float | None = Field(
+        default=None, description="the STREAM-triad bandwidth of the node that ran the cell (CPU tiers)"
+    )

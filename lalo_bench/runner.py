@@ -34,6 +34,7 @@ class CellJob(BaseModel):
     weights: str | None = Field(description="None for reference backends (the solver)")
     backend: BackendSpec
     generation: GenerationSettings
+    gpu_layers: int = Field(default=0, description="llama.cpp layers offloaded to the GPU (-1: all; GPU tiers)")
 
 
 class CellFailed(LaloError):
@@ -78,7 +79,7 @@ def run_cell(job: CellJob, on_item: Callable[[ItemRecord], None] = lambda r: Non
     results: list[tuple[ItemRecord, RequestTiming | None]] = []
     started = time.perf_counter()
     with MemorySampler() as memory:
-        backend = open_backend(job.backend, Path(job.weights) if job.weights else None, job.generation)
+        backend = open_backend(job.backend, Path(job.weights) if job.weights else None, job.generation, job.gpu_layers)
         load_s = time.perf_counter() - started
         try:
             if isinstance(suite, HarnessSuite):

@@ -35,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from lalo_bench.errors import LaloError
+from lalo_bench.executors.base import NodeInfo
 from lalo_bench.hardware.calibration import Calibration
 from lalo_bench.hardware.project_sweep import ProjectedCell
 from lalo_bench.measure.load.schemas import LoadReport, flat_metrics
@@ -116,7 +117,11 @@ class Tracker:
     # ------------------------------------------------------------ sweeps
 
     def start_sweep(self, name: str, key: str, params: dict[str, str], spec_yaml: str, new: bool = False) -> SweepRun:
-        """Resume the newest unfinished sweep with this key, or start one."""
+        """Resume the newest sweep with this key that did not finish every cell, or start one.
+
+        A sweep that was killed, or that ended with failed cells (a lost node, a missing model), is resumed: its
+        finished cells stand and only the rest run again.
+        """
         if not new:
             runs = self.client.search_runs(
                 [self.experiment_id],
@@ -124,7 +129,10 @@ class Tracker:
                 order_by=["attributes.start_time DESC"],
                 max_results=1,
             )
-            if runs and runs[0].info.status != "FINISHED":
+            incomplete = runs and (
+                runs[0].info.status != "FINISHED" or runs[0].data.tags.get("lalo.failed_cells", "0") != "0"
+            )
+            if incomplete:
                 run_id = runs[0].info.run_id
                 self.client.update_run(run_id, status="RUNNING")
                 return SweepRun(run_id, self.experiment_id, resumed=True)
@@ -167,17 +175,31 @@ class Tracker:
 
     # ------------------------------------------------------------ cells
 
-    def start_cell(self, sweep: SweepRun, cell: Cell, params: dict[str, str]) -> str:
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=cell.label,
-            tags={
-                "mlflow.parentRunId": sweep.run_id,
-                "lalo.kind": "cell",
-                "lalo.cell_key": cell.key,
-                "lalo.measured": "true",
-            },
-        )
+    def start_cell(
+        self,
+        sweep: SweepRun,
+        cell: Cell,
+        params: dict[str, str],
+        node: NodeInfo | None = None,
+        attempt: int = 1,
+        executor: str = "local",
+    ) -> str:
+        """A RUNNING run for one attempt at ``cell``, tagged with the node it runs on (none: it never reached one)."""
+        tags = {
+            "mlflow.parentRunId": sweep.run_id,
+            "lalo.kind": "cell",
+            "lalo.cell_key": cell.key,
+            "lalo.measured": "true",
+            "lalo.executor": executor,
+            "lalo.attempt": str(attempt),
+        }
+        if node is not None:
+            tags |= {"lalo.node": node.name, "lalo.node_host": node.host}
+            if node.tier is not None:
+                tags["lalo.node_tier"] = node.tier
+            if node.ray_node_id is not None:
+                tags["lalo.ray_node_id"] = node.ray_node_id
+        run = self.client.create_run(self.experiment_id, run_name=cell.label, tags=tags)
         base = {
             "model": cell.model,
             "quant": cell.quant,
@@ -191,7 +213,8 @@ class Tracker:
         self.client.log_batch(run.info.run_id, params=_params({**base, **params}))
         return run.info.run_id
 
-    def finish_cell(self, run_id: str, result: CellResult) -> None:
+    def finish_cell(self, run_id: str, result: CellResult, params: dict[str, str] | None = None) -> None:
+        """Log the result (and ``params`` learned on the node: the weights' pin, runtime versions), then FINISHED."""
         from mlflow.entities import Metric
 
         values: dict[str, float | None] = {
@@ -206,19 +229,29 @@ class Tracker:
             "wall_s": result.wall_s,
             "roofline_ceiling_tok_s": result.roofline_ceiling_tok_s,
             "roofline_pct": result.roofline_pct,
+            "stream_triad_gbs": result.stream_triad_gbs,
             **{f"suite.{k}": v for k, v in result.suite_metrics.items()},
         }
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
-        self.client.log_batch(run_id, metrics=metrics, params=_params(result.runtime))
+        self.client.log_batch(run_id, metrics=metrics, params=_params({**(params or {}), **result.runtime}))
         table = pd.DataFrame([r.model_dump() for r in result.records])
         table["details"] = table["details"].map(lambda d: {k: float(v) for k, v in d.items()})
         self.client.log_table(run_id, data=table, artifact_file=ITEMS_TABLE)
         self.client.set_terminated(run_id, "FINISHED")
 
-    def fail_cell(self, run_id: str, message: str) -> None:
+    def fail_cell(self, run_id: str, message: str, params: dict[str, str] | None = None) -> None:
+        if params:
+            self.client.log_batch(run_id, params=_params(params))
         self.client.set_tag(run_id, "lalo.error", message[:5000])
         self.client.set_terminated(run_id, "FAILED")
+
+    def lose_cell(self, run_id: str, reason: str) -> None:
+        """An attempt whose node was lost: KILLED and partial, like a run a killed sweep left, so it never counts."""
+        self.client.set_tag(run_id, "lalo.partial", "true")
+        self.client.set_tag(run_id, "lalo.node_lost", "true")
+        self.client.set_tag(run_id, "lalo.error", reason[:5000])
+        self.client.set_terminated(run_id, "KILLED")
 
     # ------------------------------------------------------------ projected cells
 
@@ -419,13 +452,18 @@ class Tracker:
                     "run_id": r.info.run_id,
                     "status": r.info.status,
                     "error": r.data.tags.get("lalo.error"),
+                    "cell_key": r.data.tags.get("lalo.cell_key"),
+                    "attempt": int(r.data.tags.get("lalo.attempt", "1")),
+                    "node": r.data.tags.get("lalo.node"),
+                    "node_tier": r.data.tags.get("lalo.node_tier"),
+                    "node_lost": r.data.tags.get("lalo.node_lost") == "true",
                     **r.data.params,
                     **r.data.metrics,
                 }
             )
         frame = pd.DataFrame(rows)
         if not frame.empty:
-            frame = frame.sort_values(["suite", "model", "quant", "backend"]).reset_index(drop=True)
+            frame = frame.sort_values(["suite", "model", "quant", "backend", "tier"]).reset_index(drop=True)
         return frame
 
     def items_frame(self, run_id: str) -> pd.DataFrame:

@@ -12,7 +12,7 @@ SWEEPABLE_KINDS = ("llamacpp", "solver", "hrm")
 """Backend kinds a sweep can start by itself today; server kinds arrive with the load-testing work."""
 
 
-def open_backend(spec: BackendSpec, weights: Path | None, settings: GenerationSettings) -> Backend:
+def open_backend(spec: BackendSpec, weights: Path | None, settings: GenerationSettings, gpu_layers: int = 0) -> Backend:
     """Load ``weights`` into the backend ``spec`` describes (reference backends take none)."""
     if spec.kind == "solver":
         from lalo_bench.backends.solver import SolverBackend
@@ -23,7 +23,9 @@ def open_backend(spec: BackendSpec, weights: Path | None, settings: GenerationSe
     if spec.kind == "llamacpp":
         from lalo_bench.backends.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend(weights, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed)
+        return LlamaCppBackend(
+            weights, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed, gpu_layers=gpu_layers
+        )
     if spec.kind == "hrm":
         from lalo_bench.backends.hrm import HrmBackend
 

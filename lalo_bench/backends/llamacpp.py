@@ -38,7 +38,9 @@ def _partial_stop_len(text: str, stops: list[str]) -> int:
 
 
 class LlamaCppBackend:
-    def __init__(self, model_path: Path, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, model_path: Path, n_ctx: int = 2048, n_threads: int | None = None, seed: int = 0, gpu_layers: int = 0
+    ) -> None:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -50,6 +52,7 @@ class LlamaCppBackend:
                 n_threads=threads,
                 n_threads_batch=threads,
                 seed=seed,
+                n_gpu_layers=gpu_layers,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
