@@ -219,10 +219,12 @@ class _Session:
     # ------------------------------------------------------------ following
 
     def _drain(self) -> None:
+        from ray.util.queue import Empty
+
         while True:
             try:
                 batch = self.events.get_nowait_batch(max(1, self.events.qsize()))
-            except Exception:  # queue.Empty: nothing new
+            except Empty:
                 return
             for ident, kind, payload in batch:
                 attempt = self.by_ident.get(ident)
