@@ -277,6 +277,9 @@ class _Recorder:
             self.console.print(f"[red]failed[/] {label}{where}: {escape(shown)}")
         self.progress.advance(self.cells_task)
 
+    def note(self, text: str) -> None:
+        self.console.print(escape(text))
+
     def lost(self, task: CellTask, reason: str) -> None:
         ident = self._ident(task)
         self._close_bar(ident)

@@ -15,7 +15,7 @@ from lalo_bench.config import Catalog, load_sweep
 from lalo_bench.errors import ConfigError, LaloError
 from lalo_bench.executors import get_executor
 from lalo_bench.executors.base import NODE_NAME_ENV, NODE_TIER_ENV
-from lalo_bench.executors.ray import CellResources, cell_resources, tier_resource, unplaceable
+from lalo_bench.executors.ray import CellResources, cell_resources, cluster_summary, tier_resource, unplaceable
 from lalo_bench.results import Cell
 from lalo_bench.serving.process import free_port
 from lalo_bench.suites import suite_ids
@@ -129,6 +129,14 @@ def test_unplaceable_says_what_is_missing() -> None:
     assert unplaceable(cell, [_node("h100", gpus=1), _node("h100", gpus=8)], "a:1") is None
     small = CellResources(tier="cpu-local", memory_bytes=int(30e9))
     assert "GB of Ray memory" in unplaceable(small, [_node("cpu-local", memory_gb=17)], "a:1")
+
+
+def test_the_cluster_summary_names_tiers_without_nodes() -> None:
+    nodes = [_node("cpu-local"), _node("cpu-b"), _node("cpu-b"), _node(None)]
+    line = cluster_summary(nodes, ["cpu-local", "h100", "h100", "cpu-b"])
+    assert line == "Ray cluster: 4 node(s); tiers: cpu-b × 2, cpu-local × 1; no node yet for h100 (2 cell(s))"
+    empty = "Ray cluster: 0 node(s); tiers: none with a tier; no node yet for a (1 cell(s))"
+    assert cluster_summary([], ["a"]) == empty
 
 
 # ---------------------------------------------------------------- joining

@@ -105,6 +105,7 @@ def test_two_tier_sweep_with_lost_nodes(tmp_path: Path, smollm2: Path, monkeypat
                 sweep.kill()
         assert sweep.returncode == 1, err  # cells failed: none of tier cpu-b was left
         assert "lost with their node" in out
+        assert "Ray cluster: 3 node(s); tiers: cpu-b × 2, cpu-local × 1" in err
         assert "no Ray node of tier cpu-b is in the cluster" in err
 
         runs = tracker.cells_frame(sweep_id, include_unfinished=True)

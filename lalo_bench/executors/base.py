@@ -70,6 +70,9 @@ class SweepListener(Protocol):
     def lost(self, task: CellTask, reason: str) -> None:
         """The attempt's node was lost; a retry (attempt + 1) or :meth:`finished` with an error follows."""
 
+    def note(self, text: str) -> None:
+        """Something the person running the sweep should read (e.g. which tiers the cluster has)."""
+
 
 class Executor(Protocol):
     """Runs cells somewhere and reports each one's fate to the listener."""

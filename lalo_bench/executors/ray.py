@@ -100,6 +100,23 @@ def unplaceable(resources: CellResources, nodes: list[dict[str, Any]], address: 
     return None
 
 
+def cluster_summary(nodes: list[dict[str, Any]], cell_tiers: list[str]) -> str:
+    """One line: the live nodes per tier, and the tiers cells wait for that have none."""
+    per_tier: dict[str, int] = {}
+    for node in nodes:
+        for name, amount in node.get("Resources", {}).items():
+            if name.startswith(TIER_RESOURCE_PREFIX) and amount >= 1:
+                tier = name.removeprefix(TIER_RESOURCE_PREFIX)
+                per_tier[tier] = per_tier.get(tier, 0) + 1
+    have = ", ".join(f"{tier} × {n}" for tier, n in sorted(per_tier.items())) or "none with a tier"
+    line = f"Ray cluster: {len(nodes)} node(s); tiers: {have}"
+    missing = sorted({t for t in cell_tiers if t not in per_tier})
+    if missing:
+        counts = ", ".join(f"{t} ({cell_tiers.count(t)} cell(s))" for t in missing)
+        line += f"; no node yet for {counts}"
+    return line
+
+
 def _run_on_node(catalog: Catalog, task: CellTask, events: Any) -> CellOutcome:
     """The Ray task: one attempt at one cell on this node, its progress sent to the driver's queue."""
     import ray
@@ -171,6 +188,7 @@ class _Session:
 
     def run(self, tasks: list[CellTask]) -> None:
         nodes = self._alive_nodes()
+        self.listener.note(cluster_summary(nodes, [t.cell.tier for t in tasks]))
         for task in tasks:
             self._submit(task, nodes)
         last_check = time.monotonic()
