@@ -169,9 +169,16 @@ class Tracker:
         """Mark cell runs left RUNNING by a killed sweep as KILLED so they never count; returns how many."""
         stale = self._children(sweep_id, " AND attributes.status = 'RUNNING'")
         for r in stale:
-            self.client.set_tag(r.info.run_id, "lalo.partial", "true")
-            self.client.set_terminated(r.info.run_id, "KILLED")
+            self._retire(r.info.run_id)
         return len(stale)
+
+    def _retire(self, run_id: str, **tags: str) -> None:
+        """KILLED and partial: an attempt that never counts, whether its sweep was killed or its node lost."""
+        from mlflow.entities import RunTag
+
+        tags = {"lalo.partial": "true", **tags}
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.set_terminated(run_id, "KILLED")
 
     # ------------------------------------------------------------ cells
 
@@ -247,11 +254,8 @@ class Tracker:
         self.client.set_terminated(run_id, "FAILED")
 
     def lose_cell(self, run_id: str, reason: str) -> None:
-        """An attempt whose node was lost: KILLED and partial, like a run a killed sweep left, so it never counts."""
-        self.client.set_tag(run_id, "lalo.partial", "true")
-        self.client.set_tag(run_id, "lalo.node_lost", "true")
-        self.client.set_tag(run_id, "lalo.error", reason[:5000])
-        self.client.set_terminated(run_id, "KILLED")
+        """An attempt whose node was lost: retired like a run a killed sweep left, so it never counts."""
+        self._retire(run_id, **{"lalo.node_lost": "true", "lalo.error": reason[:5000]})
 
     # ------------------------------------------------------------ projected cells
 

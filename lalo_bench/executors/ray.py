@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -144,8 +144,11 @@ def _run_on_node(catalog: Catalog, task: CellTask, events: Any) -> CellOutcome:
 class _Attempt:
     task: CellTask
     resources: CellResources
-    submitted: float = field(default_factory=time.monotonic)
     node: NodeInfo | None = None
+
+    @property
+    def ident(self) -> tuple[str, int]:
+        return self.task.cell.key, self.task.attempt
 
 
 class RayExecutor:
@@ -176,7 +179,7 @@ class _Session:
         from ray.util.queue import Queue
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        self.ray, self.address, self.catalog, self.listener = ray, address, catalog, listener
+        self.ray, self.catalog, self.listener = ray, catalog, listener
         # the queue lives on the driver's node, so losing a worker node never loses the events of the others
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         self.events = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
@@ -185,6 +188,7 @@ class _Session:
         self.pending: dict[Any, _Attempt] = {}
         self.by_ident: dict[tuple[str, int], _Attempt] = {}
         self.dead: set[str] = set()
+        self.join_address = address if address != "auto" else _gcs_address(ray)
 
     def run(self, tasks: list[CellTask]) -> None:
         nodes = self._alive_nodes()
@@ -196,21 +200,34 @@ class _Session:
             ready, _ = self.ray.wait(list(self.pending), num_returns=len(self.pending), timeout=POLL_S)
             self._drain()
             for ref in ready:
-                self._settle(ref, self.pending.pop(ref))
+                self._settle(ref, self._take(ref))
             if time.monotonic() - last_check >= NODES_CHECK_S:
                 last_check = time.monotonic()
                 self._drop_unplaceable()
 
     # ------------------------------------------------------------ submitting
 
-    def _submit(self, task: CellTask, nodes: list[dict[str, Any]]) -> None:
-        try:
-            resources = cell_resources(self.catalog, task.cell, task.generation)
-        except LaloError as exc:
-            self.listener.finished(task, CellOutcome(error=str(exc)))
-            return
-        why = self._unplaceable(resources, nodes)
+    def _submit(
+        self,
+        task: CellTask,
+        nodes: list[dict[str, Any]],
+        resources: CellResources | None = None,
+        lost: str | None = None,
+    ) -> None:
+        """Queue one attempt, or record the cell failed when it cannot fit its tier or no live node can hold it.
+
+        A retry passes its first attempt's ``resources`` and ``lost`` (which node went), for the failure's message.
+        """
+        if resources is None:
+            try:
+                resources = cell_resources(self.catalog, task.cell, task.generation)
+            except LaloError as exc:
+                self.listener.finished(task, CellOutcome(error=str(exc)))
+                return
+        why = unplaceable(resources, nodes, self.join_address)
         if why is not None:
+            if lost is not None:
+                why = f"{lost} was lost and {why}; then run the sweep again to resume"
             self.listener.finished(task, CellOutcome(error=f"{task.cell.label}: {why}"))
             return
         ref = self.remote.options(**resources.ray_options(), max_retries=0, name=f"lalo-cell {task.cell.label}").remote(
@@ -218,21 +235,16 @@ class _Session:
         )
         attempt = _Attempt(task, resources)
         self.pending[ref] = attempt
-        self.by_ident[(task.cell.key, task.attempt)] = attempt
+        self.by_ident[attempt.ident] = attempt
+
+    def _take(self, ref: Any) -> _Attempt:
+        """Stop following an attempt (it ended, or is being dropped)."""
+        attempt = self.pending.pop(ref)
+        self.by_ident.pop(attempt.ident, None)
+        return attempt
 
     def _alive_nodes(self) -> list[dict[str, Any]]:
         return [n for n in self.ray.nodes() if n.get("Alive") and n.get("NodeID") not in self.dead]
-
-    def _unplaceable(self, resources: CellResources, nodes: list[dict[str, Any]]) -> str | None:
-        return unplaceable(resources, nodes, self._address_hint())
-
-    def _address_hint(self) -> str:
-        if self.address != "auto":
-            return self.address
-        try:
-            return str(self.ray.get_runtime_context().gcs_address)
-        except Exception:
-            return "HEAD:6379"
 
     # ------------------------------------------------------------ following
 
@@ -260,7 +272,6 @@ class _Session:
         from ray import exceptions as rex
 
         task = attempt.task
-        self.by_ident.pop((task.cell.key, task.attempt), None)
         try:
             outcome = self.ray.get(ref)
         except (rex.NodeDiedError, rex.WorkerCrashedError, rex.LocalRayletDiedError) as exc:
@@ -286,14 +297,7 @@ class _Session:
             )
             return
         retry = task.model_copy(update={"attempt": task.attempt + 1})
-        why = self._unplaceable(attempt.resources, self._alive_nodes())
-        if why is not None:
-            self.listener.finished(
-                retry,
-                CellOutcome(error=f"{task.cell.label}: {where} was lost and {why}; then run the sweep again to resume"),
-            )
-            return
-        self._submit(retry, self._alive_nodes())
+        self._submit(retry, self._alive_nodes(), attempt.resources, lost=where)
 
     def _drop_unplaceable(self) -> None:
         """Cells waiting for a tier whose last node left would wait forever: record them as failed instead."""
@@ -301,13 +305,20 @@ class _Session:
         for ref, attempt in list(self.pending.items()):
             if attempt.node is not None:
                 continue  # running: its node's loss arrives as NodeDiedError
-            why = self._unplaceable(attempt.resources, nodes)
+            why = unplaceable(attempt.resources, nodes, self.join_address)
             if why is None:
                 continue
             self.ray.cancel(ref)
-            self.pending.pop(ref)
-            self.by_ident.pop((attempt.task.cell.key, attempt.task.attempt), None)
+            self._take(ref)
             self.listener.finished(attempt.task, CellOutcome(error=f"{attempt.task.cell.label}: {why}"))
+
+
+def _gcs_address(ray: Any) -> str:
+    """The head's HOST:PORT as this driver joined it, for the `lalo-bench worker --address` hints."""
+    try:
+        return str(ray.get_runtime_context().gcs_address)
+    except Exception:
+        return "HEAD:6379"
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
