@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from lalo_bench.config import Catalog, load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 SMOL = "smollm2-135m-instruct"
 
 HAND_PROFILE: dict[str, Any] = {
@@ -65,3 +68,22 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         cwd=cwd or REPO,
         timeout=600,
     )
+
+
+def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, every_s: float = 0.1) -> T:
+    """Poll ``check`` until what it returns holds (a true value, or a found pandas row), and return that."""
+    deadline = time.monotonic() + timeout_s
+    while not _holds(found := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:g} s: {what}")
+        time.sleep(every_s)
+    return found
+
+
+def _holds(found: object) -> bool:
+    if found is None:
+        return False
+    try:
+        return bool(found)
+    except ValueError:  # a pandas Series: its truth is ambiguous, but it was found
+        return True

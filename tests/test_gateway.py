@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lalo_bench.serving.process import free_port
 from lalo_bench.testing.gateway import TEST_KEY, running_gateway, write_keyword_policy
 from lalo_bench.testing.mock_openai import running_mock
+from tests.conftest import wait_for
 
 SMALL, MID, BIG = "small:q4_k_m@llamacpp", "mid:q5_k_m@llamacpp", "big:q8_0@llamacpp"
 NAMES = [SMALL, BIG]
@@ -111,16 +112,6 @@ def scrape(gw: Gateway) -> dict[tuple[str, frozenset], float]:
 
 def metric(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> float:
-    """Poll ``check`` until it holds; the seconds it took."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"not within {timeout_s:g} s: {what}")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 # ---------------------------------------------------------------- mocks and gateways

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -23,19 +22,9 @@ from lalo_bench.config import load_catalog
 from lalo_bench.sweep import expand, load
 from lalo_bench.testing.ray_cluster import catalog_with_second_cpu_tier, local_cluster
 from lalo_bench.tracking import Tracker
-from tests.conftest import REPO, SMOL
+from tests.conftest import REPO, SMOL, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found is not None and found is not False:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _spec(tmp_path: Path) -> Path:
@@ -77,7 +66,7 @@ def test_two_tier_sweep_with_lost_nodes(tmp_path: Path, smollm2: Path, monkeypat
             cmd, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         try:
-            sweep_id = _wait_for(lambda: tracker.latest_sweep_id("two-tiers"), 120, "the sweep run")
+            sweep_id = wait_for(lambda: tracker.latest_sweep_id("two-tiers"), 120, "the sweep run", every_s=0.3)
 
             def running_on(node: str, attempt: int | None = None) -> pd.Series | None:
                 runs = tracker.cells_frame(sweep_id, include_unfinished=True)
@@ -88,14 +77,15 @@ def test_two_tier_sweep_with_lost_nodes(tmp_path: Path, smollm2: Path, monkeypat
                     hit = hit[hit["attempt"] == attempt]
                 return hit.iloc[0] if len(hit) else None
 
-            first = _wait_for(lambda: running_on("w1"), 300, "a cell running on w1")
+            first = wait_for(lambda: running_on("w1"), 300, "a cell running on w1", every_s=0.3)
             time.sleep(1.0)  # into the cell, not at its start
             w1.kill()
             lost_key = first["cell_key"]
-            retried = _wait_for(
+            retried = wait_for(
                 lambda: (r := running_on("w2", 2)) is not None and r["cell_key"] == lost_key and r,
                 300,
                 "the lost cell's second attempt on w2",
+                every_s=0.3,
             )
             time.sleep(1.0)
             w2.kill()

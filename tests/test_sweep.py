@@ -6,8 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import yaml
 from lalo_bench.config import Catalog
 from lalo_bench.sweep import expand, load
 from lalo_bench.tracking import CELL_METRICS, Tracker
-from tests.conftest import REPO, SMOL
+from tests.conftest import REPO, SMOL, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -90,15 +88,6 @@ def test_sweep_logs_the_schema(tmp_path: Path, store_uri: str, smollm2: Path, ca
     assert items["score"].mean() == pytest.approx(row["quality"])
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_kill_and_resume(tmp_path: Path, store_uri: str, smollm2: Path, catalog: Catalog) -> None:
     config = spec_file(tmp_path, ["q4_1", "q8_0", "q4_0"], limit=6, name="resume")
     cells = expand(load(config, catalog), catalog)
@@ -109,14 +98,14 @@ def test_kill_and_resume(tmp_path: Path, store_uri: str, smollm2: Path, catalog:
         sweep_cmd(config), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        _wait_for(lambda: tracker.latest_sweep_id("resume") is not None, 120, "the sweep run")
+        wait_for(lambda: tracker.latest_sweep_id("resume") is not None, 120, "the sweep run", every_s=0.5)
         sweep_id = tracker.latest_sweep_id("resume")
 
         def a_cell_done_and_the_next_running() -> bool:
             runs = tracker.cells_frame(sweep_id, include_unfinished=True)
             return not runs.empty and (runs["status"] == "FINISHED").sum() >= 1 and (runs["status"] == "RUNNING").any()
 
-        _wait_for(a_cell_done_and_the_next_running, 600, "a finished cell and a running one")
+        wait_for(a_cell_done_and_the_next_running, 600, "a finished cell and a running one", every_s=0.5)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the sweep and its cell worker
         proc.wait()
