@@ -8,21 +8,19 @@ raised as a :class:`~lalo_bench.errors.ConfigError` whose message is one line,
 from __future__ import annotations
 
 import difflib
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lalo_bench import datafiles
 from lalo_bench.errors import ConfigError
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
-
-DEFAULT_CATALOG = "default.yaml"
 
 
 class Strict(BaseModel):
@@ -428,7 +426,7 @@ def parse(model: type[_M], data: Any, file: str) -> _M:
 
 
 def default_catalog_path() -> Path:
-    return Path(str(resources.files("lalo_bench.catalog").joinpath(DEFAULT_CATALOG)))
+    return datafiles.catalog_file()
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:

@@ -17,12 +17,12 @@ Load derivation (:func:`derive_load`), stated once:
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
+from lalo_bench import datafiles
 from lalo_bench.config import Catalog, PosFloat, PosInt, Strict, _read_yaml, _suggest, parse
 from lalo_bench.errors import ConfigError
 
@@ -34,7 +34,6 @@ Share = Annotated[float, Field(ge=0, le=1)]
 DEFAULT_WORKING_HOURS = 8.0
 DEFAULT_WORKING_DAYS_PER_MONTH = 21.7
 MIX_TOLERANCE = 1e-6
-PROFILE_DIR = "profiles"
 
 
 class Usage(Strict):
@@ -205,15 +204,14 @@ def derive_load(profile: ClientProfile) -> Load:
 
 def profile_names() -> list[str]:
     """The profiles shipped with the package."""
-    folder = resources.files("lalo_bench").joinpath(PROFILE_DIR)
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.stem for p in datafiles.profiles_dir().glob("*.yaml"))
 
 
 def profile_path(name_or_path: str | Path) -> Path:
     """A shipped profile by name (``small``), else a path to a YAML file."""
     text = str(name_or_path)
     if text in profile_names():
-        return Path(str(resources.files("lalo_bench").joinpath(PROFILE_DIR, f"{text}.yaml")))
+        return datafiles.profiles_dir() / f"{text}.yaml"
     path = Path(text)
     if not path.suffix and not path.exists():
         raise ConfigError(text, "", f"no such profile ({_suggest(text, profile_names())})")

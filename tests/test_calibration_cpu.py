@@ -13,7 +13,7 @@ from lalo_bench.config import Catalog
 from lalo_bench.hardware import calibration, roofline
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH_FILE = REPO / calibration.CPU_BENCH_CELLS
+BENCH_FILE = calibration.shipped(calibration.CPU_BENCH_CELLS)
 MODELS = ("smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct")
 
 

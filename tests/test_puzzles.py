@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from lalo_bench import datafiles
 from lalo_bench.errors import LaloError
 from lalo_bench.results import ItemRecord
 from lalo_bench.suites import get_suite
-from lalo_bench.suites.manifest import Manifest
+from lalo_bench.suites.manifest import Manifest, verify
 from lalo_bench.suites.puzzles import PuzzleSuite, arc, maze, sudoku, write_dataset
 from lalo_bench.suites.puzzles.items import ArcItem, MazeItem, SudokuItem, to_rows
 from lalo_bench.suites.puzzles.suite import (
@@ -384,26 +385,47 @@ def test_manifest_refuses_tampered_items(tmp_path: Path) -> None:
     assert "lalo-bench suites generate puzzles" in str(err.value) and "\n" not in str(err.value)
 
 
+def _suites_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped puzzles data under a ``$LALO_EVAL_SUITES`` of its own, free to be damaged."""
+    root = tmp_path / "eval_suites"
+    shutil.copytree(datafiles.eval_suites() / "puzzles", root / "puzzles")
+    monkeypatch.setenv(datafiles.ENV_EVAL_SUITES, str(root))
+    return root / "puzzles"
+
+
+def test_arc_ships_with_its_licence_and_a_manifest() -> None:
+    folder = arc.dataset_dir()
+    assert folder == DATA_DIR.parent / "arc-agi-1"
+    verify(folder)
+    manifest = Manifest.model_validate_json((folder / "manifest.json").read_bytes())
+    tasks = [name for name in manifest.files if name.startswith("evaluation/")]
+    assert len(tasks) == manifest.count == 400 == len(list((folder / "evaluation").glob("*.json")))
+    assert {"LICENSE", "NOTICE"} <= set(manifest.files)
+    assert "Apache License" in (folder / "LICENSE").read_text(encoding="utf-8")
+    assert "github.com/fchollet/ARC-AGI" in (folder / "NOTICE").read_text(encoding="utf-8")
+    assert all((folder / "evaluation" / f"{pin.id}.json").is_file() for pin in arc.read_pins(DATA_DIR).tasks)
+
+
 def test_changed_arc_task_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pins = arc.read_pins(DATA_DIR)
-    shared = tmp_path / "shared"
-    target = shared / "data" / "arc-agi-1" / "data" / "evaluation"
-    target.mkdir(parents=True)
-    for pin in pins.tasks:
-        shutil.copy(arc.task_path(pin.id), target)
-    monkeypatch.setenv("LALO_SHARED", str(shared))
+    copy = _suites_copy(tmp_path, monkeypatch)
+    assert arc.task_path(pins.tasks[3].id).is_relative_to(copy)
     assert len(PuzzleSuite(kinds="arc").items()) > len(pins.tasks) - 1
-    victim = target / f"{pins.tasks[3].id}.json"
+    victim = arc.task_path(pins.tasks[3].id)
     task = json.loads(victim.read_text())
     task["test"][0]["output"][0][0] = (task["test"][0]["output"][0][0] + 1) % 10
     victim.write_text(json.dumps(task))
     with pytest.raises(LaloError, match=r"sha256 mismatch with arc_tasks\.json") as err:
         PuzzleSuite(kinds="arc")
-    assert pins.tasks[3].id in str(err.value) and "\n" not in str(err.value)
+    assert pins.tasks[3].id in str(err.value) and "restore them from git" in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(LaloError, match=r"sha256 mismatch with manifest.*restore them from git"):
+        write_dataset(tmp_path / "regenerated", seed=1234)  # the sample is drawn from every task: all are checked
 
 
 def test_missing_arc_folder_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LALO_SHARED", str(tmp_path / "nowhere"))
-    with pytest.raises(LaloError, match="LALO_SHARED"):
+    shutil.rmtree(_suites_copy(tmp_path, monkeypatch) / "arc-agi-1")
+    with pytest.raises(LaloError, match="ARC-AGI-1 folder not found; it ships in eval_suites/puzzles/arc-agi-1") as err:
         PuzzleSuite()
+    assert "kinds=sudoku,maze" in str(err.value) and "\n" not in str(err.value)
     assert {i.category for i in PuzzleSuite(kinds="sudoku,maze").items()} == CATEGORIES - {"arc"}

@@ -12,7 +12,7 @@ from lalo_bench.hardware.memory import active_weight_bytes, weight_bytes
 from lalo_bench.hardware.stream import measure_triad
 
 REPO = Path(__file__).resolve().parents[1]
-H200_FILE = REPO / calibration.H200_LLAMA_BENCH
+H200_FILE = calibration.shipped(calibration.H200_LLAMA_BENCH)
 DENSE = "qwen2.5-coder-1.5b-instruct"
 
 
@@ -206,7 +206,7 @@ def test_loo_on_h200_overhead_beats_eta_only(catalog: Catalog) -> None:
 
 
 def test_cpu_cells_file_loads_with_plausible_roofline(catalog: Catalog) -> None:
-    path = REPO / calibration.CPU_CELLS
+    path = calibration.shipped(calibration.CPU_CELLS)
     if not path.exists():
         pytest.skip("no exported CPU cells")
     cells = calibration.cells_from_cpu_json(path, catalog=catalog)

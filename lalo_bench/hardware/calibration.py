@@ -37,6 +37,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lalo_bench import datafiles
 from lalo_bench.config import Architecture, Catalog, ModelSpec, QuantFormat, TierSpec, load_catalog
 from lalo_bench.hardware.memory import active_weight_bytes, kv_bytes_for_context
 from lalo_bench.hardware.roofline import (
@@ -49,8 +50,7 @@ from lalo_bench.hardware.roofline import (
     weight_kernel,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-"""The measured cells ship with the repository (``benchmarks/results``); paths below are relative to it."""
+# The measured cells ship with lalo-bench (benchmarks/results); these paths are relative to its data root (shipped()).
 H200_LLAMA_BENCH = Path("benchmarks/results/gpu/20261126-h200/llama-bench.json")
 GPU_RESULTS = Path("benchmarks/results/gpu")
 """One folder per GPU run of ``benchmarks/gpu_cells.sh``; each ``llama-bench.json`` in it is calibration input."""
@@ -230,13 +230,26 @@ def _tier_for(gpu_info: str, catalog: Catalog) -> TierSpec:
     return found[0]
 
 
-def gpu_llama_bench_files(root: Path = REPO) -> list[Path]:
+def shipped(relative: Path) -> Path:
+    """A file of the shipped benchmark results, wherever lalo-bench is installed."""
+    return datafiles.data_root() / relative
+
+
+def _label(path: Path) -> str:
+    """How a cell names its source file: relative to the data root when shipped, so no machine path is logged."""
+    try:
+        return path.resolve().relative_to(datafiles.data_root().resolve()).as_posix()
+    except ValueError:
+        return datafiles.portable(str(path))
+
+
+def gpu_llama_bench_files(root: Path | None = None) -> list[Path]:
     """Every shipped GPU run's llama-bench file, oldest first (the folders are named by date)."""
-    return sorted((root / GPU_RESULTS).glob("*/llama-bench.json"))
+    return sorted(((root or datafiles.data_root()) / GPU_RESULTS).glob("*/llama-bench.json"))
 
 
 def cells_from_llama_bench(
-    path: str | Path = H200_LLAMA_BENCH,
+    path: str | Path | None = None,
     tier: TierSpec | None = None,
     backend: str = "llamacpp",
     catalog: Catalog | None = None,
@@ -248,7 +261,7 @@ def cells_from_llama_bench(
     ``model_n_params``; the hardware is the catalog tier whose device matches ``gpu_info`` unless ``tier`` is
     given. Decode context is ``n_depth + n_gen / 2``, the mean fill of the cache over a tg run.
     """
-    path = Path(path)
+    path = Path(path) if path is not None else shipped(H200_LLAMA_BENCH)
     catalog = catalog or load_catalog()
     rows = json.loads(path.read_text(encoding="utf-8"))
     groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
@@ -286,7 +299,8 @@ def cells_from_llama_bench(
                 peak_tflops=peak_tflops(hw, fmt),
                 kv_bytes=1.0 if str(type_k).startswith("q8") else 2.0,
                 kernel=weight_kernel(fmt, arch),
-                source=f"llama-bench {path} ({tg.get('gpu_info')}, {tg.get('backends')}, {tg.get('test_time')})",
+                source=f"llama-bench {_label(path)} ({tg.get('gpu_info')}, {tg.get('backends')}, "
+                f"{tg.get('test_time')})",
             )
         )
     return cells
@@ -325,7 +339,7 @@ def _cpu_cells(
 
 
 def cells_from_cpu_json(
-    path: str | Path = CPU_CELLS,
+    path: str | Path | None = None,
     catalog: Catalog | None = None,
     bytes_per_token: Literal["catalog", "file"] = "catalog",
 ) -> list[MeasuredCell]:
@@ -336,14 +350,14 @@ def cells_from_cpu_json(
     so η absorbs its bias consistently) unless ``bytes_per_token="file"``, which takes the GGUF size the runs
     logged (closer to the bytes really read for tiny models, whose embeddings stay at a wider type).
     """
-    path = Path(path)
+    path = Path(path) if path is not None else shipped(CPU_CELLS)
     return _cpu_cells(
         path,
         catalog,
         bytes_per_token,
         "weights_bytes",
         lambda _data, row: dict(
-            source=f"{path} runs {','.join(r[:8] for r in row['run_ids'])} ({', '.join(row['dates'])})",
+            source=f"{_label(path)} runs {','.join(r[:8] for r in row['run_ids'])} ({', '.join(row['dates'])})",
             prefill_tok_s=row.get("prefill_tok_s"),
             ttft_ms=row.get("ttft_ms"),
             prompt_tokens=row.get("prompt_tokens"),
@@ -353,7 +367,7 @@ def cells_from_cpu_json(
 
 
 def cells_from_cpu_bench(
-    path: str | Path = CPU_BENCH_CELLS,
+    path: str | Path | None = None,
     catalog: Catalog | None = None,
     bytes_per_token: Literal["catalog", "file"] = "catalog",
 ) -> list[MeasuredCell]:
@@ -364,7 +378,7 @@ def cells_from_cpu_bench(
     lengths of one GGUF form a ``series``, so leave-one-out holds them out together. Bytes per token as in
     :func:`cells_from_cpu_json`; ``"file"`` takes the GGUF's size.
     """
-    path = Path(path)
+    path = Path(path) if path is not None else shipped(CPU_BENCH_CELLS)
     return _cpu_cells(
         path,
         catalog,
@@ -744,10 +758,10 @@ def default_calibration() -> Calibration:
     cells = []
     for path in gpu_llama_bench_files():
         cells += cells_from_llama_bench(path)
-    if (REPO / CPU_BENCH_CELLS).is_file():
-        cells += cells_from_cpu_bench(REPO / CPU_BENCH_CELLS)
-    elif (REPO / CPU_CELLS).is_file():
-        cells += cells_from_cpu_json(REPO / CPU_CELLS)
+    if shipped(CPU_BENCH_CELLS).is_file():
+        cells += cells_from_cpu_bench()
+    elif shipped(CPU_CELLS).is_file():
+        cells += cells_from_cpu_json()
     if not cells:
         return Calibration()
     loo = leave_one_out(cells)

@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 from pydantic import BaseModel
 
+from lalo_bench import datafiles
 from lalo_bench.errors import LaloError
 from lalo_bench.recommend import Recommendation, load_recommendation
 from lalo_bench.report.context import RECOMMENDATION_FILE, SOURCES_FILE
@@ -27,7 +28,6 @@ from lalo_bench.report.summary import headline
 from lalo_bench.tracking import Tracker
 
 NOTEBOOKS = ("01_sweep", "02_routing_thresholds", "03_recommendation")
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 HTML_FILE = "report.html"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
@@ -42,9 +42,12 @@ class ReportResult(BaseModel):
 
 
 def notebook_dir() -> Path:
-    if not (NOTEBOOK_DIR / f"{NOTEBOOKS[0]}.ipynb").is_file():
-        raise LaloError(f"the report notebooks are not in {NOTEBOOK_DIR}; run lalo-bench from its source checkout")
-    return NOTEBOOK_DIR
+    folder = datafiles.notebooks()
+    if not (folder / f"{NOTEBOOKS[0]}.ipynb").is_file():
+        raise LaloError(
+            f"the report notebooks are not in {folder}; reinstall lalo-bench or restore notebooks/ from git"
+        )
+    return folder
 
 
 def execute(name: str, out: Path, parameters: dict[str, str], cwd: Path) -> Path:

@@ -19,12 +19,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from lalo_bench import datafiles
 from lalo_bench.errors import BackendError
 from lalo_bench.models import store
 from lalo_bench.models.store import ArtifactRecord
 from lalo_bench.serving.process import last_meaningful_line
 
-SCRIPT = Path(__file__).with_name("_convert_gguf.py")
+SCRIPT = datafiles.package_file("serving/_convert_gguf.py")
+"""Run by the vLLM venv's python, which cannot import lalo_bench: a file of the package, not a module call."""
 MARKER = "lalo-conversion.json"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
 import string
@@ -33,6 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from lalo_bench import datafiles
 from lalo_bench.backends.base import ChatMessage, GenerationRequest
 from lalo_bench.errors import LaloError
 from lalo_bench.results import ItemRecord
@@ -46,7 +46,7 @@ GENERATOR_VERSION = "1"
 DEFAULT_SEED = 1234
 DEFAULT_COUNT = 240
 ITEMS_FILE = "items.jsonl"
-ENV_ROOT = "LALO_EVAL_SUITES"
+ENV_ROOT = datafiles.ENV_EVAL_SUITES
 
 Gold = str | float | int | None
 FieldType = Literal["string", "number", "integer", "date", "enum"]
@@ -711,10 +711,8 @@ def write_dataset(out_dir: Path, seed: int = DEFAULT_SEED, count: int = DEFAULT_
 
 
 def default_data_dir() -> Path:
-    """``$LALO_EVAL_SUITES/extraction/v1`` when set, else the folder shipped in the repository."""
-    root = os.environ.get(ENV_ROOT)
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "eval_suites"
-    return base / SUITE_ID / f"v{SUITE_VERSION}"
+    """``$LALO_EVAL_SUITES/extraction/v1`` when set, else the folder shipped with lalo-bench."""
+    return datafiles.eval_suites() / SUITE_ID / f"v{SUITE_VERSION}"
 
 
 def load_items(data_dir: Path) -> list[ExtractionItem]:

@@ -73,7 +73,7 @@ def write_manifest(
     return path
 
 
-def _show(path: Path) -> str:
+def show(path: Path) -> str:
     """The path as the user would type it: relative to the working directory when it is below it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -81,39 +81,42 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def load_manifest(data_dir: Path) -> Manifest:
+def load_manifest(data_dir: Path, hint: str | None = None) -> Manifest:
     path = data_dir / MANIFEST_NAME
-    hint = _hint(data_dir.parent.name)
+    hint = hint or _hint(data_dir.parent.name)
     if not path.is_file():
-        raise LaloError(f"{_show(path)}: manifest missing; {hint}")
+        raise LaloError(f"{show(path)}: manifest missing; {hint}")
     try:
         return Manifest.model_validate_json(path.read_bytes())
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "manifest"
-        raise LaloError(f"{_show(path)}: invalid manifest ({where}: {first['msg']}); {hint}") from None
+        raise LaloError(f"{show(path)}: invalid manifest ({where}: {first['msg']}); {hint}") from None
 
 
 def _hint(suite: str) -> str:
     return f"regenerate with `lalo-bench suites generate {suite}`"
 
 
-def verify(data_dir: Path) -> None:
-    """Raise :class:`LaloError` naming the first file that is missing or differs from the manifest."""
-    manifest = load_manifest(data_dir)
-    hint = _hint(manifest.suite)
+def verify(data_dir: Path, hint: str | None = None) -> None:
+    """Raise :class:`LaloError` naming the first file that is missing or differs from the manifest.
+
+    ``hint`` says how to repair the folder; by default, regenerating its suite (vendored data is restored instead).
+    """
+    manifest = load_manifest(data_dir, hint)
+    hint = hint or _hint(manifest.suite)
     for name, expected in manifest.files.items():
         path = data_dir / name
         if not path.is_file():
-            raise LaloError(f"{_show(path)}: missing (listed in {MANIFEST_NAME}); {hint}")
+            raise LaloError(f"{show(path)}: missing (listed in {MANIFEST_NAME}); {hint}")
         got = file_entry(path)
         if got.sha256 != expected.sha256:
             raise LaloError(
-                f"{_show(path)}: sha256 mismatch with manifest (expected {expected.sha256[:12]}…, "
+                f"{show(path)}: sha256 mismatch with manifest (expected {expected.sha256[:12]}…, "
                 f"got {got.sha256[:12]}…); {hint}"
             )
         if got.lines != expected.lines:
-            raise LaloError(f"{_show(path)}: {got.lines} lines, manifest says {expected.lines}; {hint}")
+            raise LaloError(f"{show(path)}: {got.lines} lines, manifest says {expected.lines}; {hint}")
 
 
 def write_jsonl(path: Path, rows: Sequence[BaseModel]) -> None:

@@ -31,7 +31,6 @@ for each record once lm-eval has finished, not while it generates.
 from __future__ import annotations
 
 import json
-import os
 import re
 import string
 import tempfile
@@ -43,6 +42,7 @@ import yaml
 from jinja2 import BaseLoader, Environment, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lalo_bench import datafiles
 from lalo_bench.backends.base import Backend, ChatMessage, GenerationRequest
 from lalo_bench.errors import LaloError
 from lalo_bench.measure.metrics import RequestTiming, request_metrics
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from lalo_bench.backends.lm_eval_adapter import HarnessReply
     from lalo_bench.config import GenerationSettings
 
-ENV_ROOT = "LALO_EVAL_SUITES"
+ENV_ROOT = datafiles.ENV_EVAL_SUITES
 GROUP = "lalo_reasoning"
 PRIMARY_FILTER = "flexible-extract"
 SECONDARY_FILTER = "strict-match"
@@ -115,9 +115,8 @@ class TaskSpec(BaseModel):
 
 
 def default_root() -> Path:
-    """``$LALO_EVAL_SUITES`` when set, else the repository's ``eval_suites``."""
-    root = os.environ.get(ENV_ROOT)
-    return Path(root) if root else Path(__file__).resolve().parents[2] / "eval_suites"
+    """``$LALO_EVAL_SUITES`` when set, else the shipped ``eval_suites``."""
+    return datafiles.eval_suites()
 
 
 def default_data_dir() -> Path:

@@ -21,7 +21,6 @@ semantics. :meth:`ToolCallSuite.summarize` reproduces BFCL's aggregates.
 from __future__ import annotations
 
 import json
-import os
 import random
 import zipfile
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from lalo_bench import datafiles
 from lalo_bench.backends.base import ChatMessage, GenerationRequest
 from lalo_bench.errors import LaloError
 from lalo_bench.results import ItemRecord
@@ -46,7 +46,7 @@ BFCL_PACKAGE = "bfcl-eval"
 BFCL_VERSION = "2026.3.23"
 BFCL_WHEEL = f"bfcl_eval-{BFCL_VERSION}-py3-none-any.whl"
 ORDER_SEED = 1234
-ENV_ROOT = "LALO_EVAL_SUITES"
+ENV_ROOT = datafiles.ENV_EVAL_SUITES
 NOTICE_FILE = "NOTICE"
 ANSWER_DIR = "possible_answer"
 
@@ -144,10 +144,8 @@ def write_dataset(out_dir: Path, wheel: Path) -> Path:
 
 
 def default_data_dir() -> Path:
-    """``$LALO_EVAL_SUITES/tool_calls/bfcl_v4`` when set, else the folder shipped in the repository."""
-    root = os.environ.get(ENV_ROOT)
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "eval_suites"
-    return base / SUITE_ID / DATA_DIR_NAME
+    """``$LALO_EVAL_SUITES/tool_calls/bfcl_v4`` when set, else the folder shipped with lalo-bench."""
+    return datafiles.eval_suites() / SUITE_ID / DATA_DIR_NAME
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from lalo_bench import datafiles
 from lalo_bench.serving.process import free_port
 
 JOINED = "Ray runtime started."
@@ -68,9 +69,7 @@ class LocalCluster:
 
 def catalog_with_second_cpu_tier(path: Path, tier_id: str = "cpu-b") -> Path:
     """The shipped catalog plus a second CPU tier, a copy of ``cpu-local``: a second box of the same kind."""
-    from importlib import resources
-
-    data = yaml.safe_load(resources.files("lalo_bench.catalog").joinpath("default.yaml").read_text())
+    data = yaml.safe_load(datafiles.catalog_file().read_text(encoding="utf-8"))
     cpu = next(t for t in data["tiers"] if t["id"] == "cpu-local")
     data["tiers"].append({**cpu, "id": tier_id, "name": f"{cpu['name']} (a second box, tier {tier_id})"})
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,28 +1,30 @@
-"""ARC-AGI-1 tasks read from the shared data folder, pinned by sha256 instead of copied into the repository.
+"""ARC-AGI-1 tasks from the copy the repository ships (``eval_suites/puzzles/arc-agi-1``, Apache-2.0, with NOTICE).
 
-The suite uses a fixed, seeded subset of the evaluation split (tasks whose
-prompt fits a small model's context), one item per test input. Which tasks,
-and the sha256 of each task file, are recorded in ``arc_tasks.json`` beside the
-suite's ``manifest.json`` (which pins that file in turn), so a changed task file
-is refused at load time rather than silently scored.
+That folder holds the 400 evaluation tasks unmodified, pinned file by file in its own ``manifest.json``. The
+suite uses a fixed, seeded subset of the evaluation split (tasks whose prompt fits a small model's context), one
+item per test input. Which tasks, and the sha256 of each task file, are recorded in ``arc_tasks.json`` beside the
+suite's ``manifest.json`` (which pins that file in turn), so a changed task file is refused at load time rather
+than silently scored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lalo_bench import datafiles
 from lalo_bench.errors import LaloError
+from lalo_bench.suites.manifest import show, verify
 from lalo_bench.suites.puzzles.items import ArcGrid, ArcItem, ArcPair
 
-ENV_SHARED = "LALO_SHARED"
 PINS_FILE = "arc_tasks.json"
 DATASET = "arc-agi-1"
+"""Also the name of the shipped folder, inside the suites' ``puzzles`` folder."""
+RESTORE_HINT = "the files are ARC-AGI-1's, unmodified: restore them from git"
 SPLIT = "evaluation"
 TASKS = 40
 MAX_PROMPT_CELLS = 2000
@@ -52,14 +54,13 @@ class ArcPins(BaseModel):
     tasks: list[TaskPin]
 
 
-def shared_root() -> Path:
-    """``$LALO_SHARED`` when set, else the ``shared`` folder beside the repository."""
-    env = os.environ.get(ENV_SHARED)
-    return Path(env) if env else Path(__file__).resolve().parents[3] / ".." / "shared"
+def dataset_dir() -> Path:
+    """The shipped ARC-AGI-1 folder (under ``$LALO_EVAL_SUITES`` when that is set)."""
+    return datafiles.eval_suites() / "puzzles" / DATASET
 
 
 def split_dir(split: str = SPLIT) -> Path:
-    return shared_root() / "data" / DATASET / "data" / split
+    return dataset_dir() / split
 
 
 def _sha256(path: Path) -> str:
@@ -68,8 +69,8 @@ def _sha256(path: Path) -> str:
 
 def _missing(folder: Path) -> LaloError:
     return LaloError(
-        f"{folder}: ARC-AGI-1 folder not found; set {ENV_SHARED} to the folder holding data/{DATASET}, "
-        "or leave ARC out with the suite option kinds=sudoku,maze"
+        f"{show(folder)}: ARC-AGI-1 folder not found; it ships in eval_suites/puzzles/{DATASET} (restore it from git, "
+        f"or copy it under ${datafiles.ENV_EVAL_SUITES}), or leave ARC out with the suite option kinds=sudoku,maze"
     )
 
 
@@ -77,7 +78,7 @@ def read_task(path: Path) -> ArcTask:
     try:
         return ArcTask.model_validate_json(path.read_bytes())
     except (OSError, ValidationError) as exc:
-        raise LaloError(f"{path}: not a readable ARC task ({type(exc).__name__})") from None
+        raise LaloError(f"{show(path)}: not a readable ARC task ({type(exc).__name__})") from None
 
 
 def cells(grid: ArcGrid) -> int:
@@ -99,6 +100,7 @@ def select(seed: int, count: int = TASKS, split: str = SPLIT, max_cells: int = M
     folder = split_dir(split)
     if not folder.is_dir():
         raise _missing(folder)
+    verify(dataset_dir(), hint=RESTORE_HINT)  # the sample is drawn from every task: all must be the originals
     eligible = []
     for path in sorted(folder.glob("*.json")):
         task = read_task(path)
@@ -128,12 +130,12 @@ def load_pinned(pin: TaskPin, split: str) -> ArcTask:
     """The task file, refused with one line if it is missing or differs from its pin."""
     path = task_path(pin.id, split)
     if not path.is_file():
-        raise _missing(path.parent) if not path.parent.is_dir() else LaloError(f"{path}: pinned ARC task missing")
+        raise _missing(path.parent) if not path.parent.is_dir() else LaloError(f"{show(path)}: pinned ARC task missing")
     got = _sha256(path)
     if got != pin.sha256:
         raise LaloError(
-            f"{path}: sha256 mismatch with {PINS_FILE} (expected {pin.sha256[:12]}…, got {got[:12]}…); "
-            "restore the original ARC-AGI-1 file"
+            f"{show(path)}: sha256 mismatch with {PINS_FILE} (expected {pin.sha256[:12]}…, got {got[:12]}…); "
+            f"{RESTORE_HINT}"
         )
     return read_task(path)
 
@@ -164,8 +166,8 @@ def lookup_output(task_id: str, test_input: ArcGrid, split: str = SPLIT) -> ArcG
     """The expected output of the test pair whose input is ``test_input`` (the ground-truth echo oracle)."""
     path = task_path(task_id, split)
     if not path.is_file():
-        raise LaloError(f"{path}: no such ARC task")
+        raise LaloError(f"{show(path)}: no such ARC task")
     for pair in read_task(path).test:
         if pair.input == test_input:
             return pair.output
-    raise LaloError(f"{path}: no test input matches the prompt's grid")
+    raise LaloError(f"{show(path)}: no test input matches the prompt's grid")

@@ -2,8 +2,9 @@
 
 Sudoku (4×4, 6×6, 9×9 graded by givens) and mazes (10×10, 20×20, 30×30 in
 HRM's Maze-Hard charset) are generated from a seed and shipped pinned in
-``eval_suites/puzzles/v1``; ARC items are built at load time from the shared
-ARC-AGI-1 folder, with each task file pinned by sha256 in ``arc_tasks.json``.
+``eval_suites/puzzles/v1``; ARC items are built at load time from the ARC-AGI-1
+evaluation set shipped in ``eval_suites/puzzles/arc-agi-1``, with each task file
+pinned by sha256 in ``arc_tasks.json``.
 
 Every item is scored by an exact verifier, not by comparison with one stored
 answer: a Sudoku must keep every rule and given; a maze path must be valid and
@@ -13,11 +14,11 @@ either equals the expected output (pass@2).
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from lalo_bench import datafiles
 from lalo_bench.backends.base import ChatMessage, GenerationRequest
 from lalo_bench.errors import LaloError
 from lalo_bench.results import ItemRecord
@@ -50,7 +51,7 @@ GENERATOR = "lalo_bench.suites.puzzles"
 GENERATOR_VERSION = "1"
 DEFAULT_SEED = 1234
 ITEMS_FILE = "items.jsonl"
-ENV_ROOT = "LALO_EVAL_SUITES"
+ENV_ROOT = datafiles.ENV_EVAL_SUITES
 
 Puzzle = SudokuItem | MazeItem | ArcItem
 
@@ -174,10 +175,8 @@ def write_dataset(out_dir: Path, seed: int = DEFAULT_SEED) -> Path:
 
 
 def default_data_dir() -> Path:
-    """``$LALO_EVAL_SUITES/puzzles/v1`` when set, else the folder shipped in the repository."""
-    root = os.environ.get(ENV_ROOT)
-    base = Path(root) if root else Path(__file__).resolve().parents[3] / "eval_suites"
-    return base / SUITE_ID / f"v{SUITE_VERSION}"
+    """``$LALO_EVAL_SUITES/puzzles/v1`` when set, else the folder shipped with lalo-bench."""
+    return datafiles.eval_suites() / SUITE_ID / f"v{SUITE_VERSION}"
 
 
 def load_generated(data_dir: Path) -> list[SudokuItem | MazeItem]:
@@ -189,7 +188,7 @@ def load_generated(data_dir: Path) -> list[SudokuItem | MazeItem]:
 
 
 def load_arc(data_dir: Path) -> list[ArcItem]:
-    """ARC items from the shared folder, each task file checked against the pins of a verified folder."""
+    """ARC items from the shipped ARC-AGI-1 folder, each task file checked against the pins of a verified folder."""
     verify(data_dir)
     return arc.items_from_pins(arc.read_pins(data_dir))
 
