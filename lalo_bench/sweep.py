@@ -309,9 +309,7 @@ def results_table(tracker: Tracker, sweep_id: str) -> pd.DataFrame:
     frame = tracker.cells_frame(sweep_id)
     if frame.empty:
         return frame
-    if "suite_label" not in frame:  # runs logged before suite options existed
-        frame["suite_label"] = frame["suite"]
-    frame["suite_label"] = frame["suite_label"].fillna(frame["suite"])
+    frame["suite_label"] = frame["suite_label"].fillna(frame["suite"])  # runs logged before suite options existed
     cols = [c for c in RESULT_COLUMNS if c in frame.columns]
     if "tier" in cols and frame["tier"].nunique() < 2:
         cols.remove("tier")  # one tier: the column says nothing

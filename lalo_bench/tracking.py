@@ -15,6 +15,9 @@ child run per load point (``lalo.kind=load_point``) with the metrics of
 Routing runs (``lalo-bench route calibrate``) are children of the sweep they learned from
 (``lalo.kind=routing``, ``lalo.sweep_run_id``) with the comparison's metrics, the policy and its weights.
 
+Readers run while other processes write: a run may exist with none of its params yet. Each ``*_frame`` reader
+returns FINISHED runs unless asked for the rest (``include_unfinished``), and always has its identifying columns.
+
 The default store is a sqlite file under ``./mlflow/`` with artifacts beside it;
 ``MLFLOW_TRACKING_URI`` overrides it.
 """
@@ -54,8 +57,13 @@ CELL_METRICS = (
     "prefill_tok_s",
     "peak_rss_mb",
 )
+CELL_PARAMS = ("model", "quant", "backend", "tier", "suite", "suite_options", "suite_label", "limit")
+"""The params :meth:`Tracker.start_cell` logs; a reader's frame always has these columns, logged yet or not."""
+CELL_ORDER = ["suite", "model", "quant", "backend", "tier"]
+PROJECTED_PARAMS = ("model", "quant", "backend", "tier", "suite", "suite_label", "fits", "notes")
 ITEMS_TABLE = "items.json"
 DEFAULT_DIR = Path("mlflow")
+FINISHED_ONLY = " AND attributes.status = 'FINISHED'"
 
 
 def default_uri() -> str:
@@ -160,10 +168,7 @@ class Tracker:
 
     def finished_cells(self, sweep_id: str) -> dict[str, str]:
         """cell key → run id of its FINISHED run."""
-        return {
-            r.data.tags["lalo.cell_key"]: r.info.run_id
-            for r in self._children(sweep_id, " AND attributes.status = 'FINISHED'")
-        }
+        return {r.data.tags["lalo.cell_key"]: r.info.run_id for r in self._children(sweep_id, FINISHED_ONLY)}
 
     def retire_unfinished(self, sweep_id: str) -> int:
         """Mark cell runs left RUNNING by a killed sweep as KILLED so they never count; returns how many."""
@@ -341,13 +346,15 @@ class Tracker:
             self.client.set_terminated(run_id, "FINISHED")
         return len(cells)
 
-    def projected_cells_frame(self, sweep_id: str) -> pd.DataFrame:
-        """The projected cells of a sweep (never mixed into :meth:`cells_frame`)."""
+    def projected_cells_frame(self, sweep_id: str, include_unfinished: bool = False) -> pd.DataFrame:
+        """The projected cells of a sweep (never mixed into :meth:`cells_frame`); FINISHED ones by default."""
         flt = f"tags.`mlflow.parentRunId` = '{sweep_id}' AND tags.`lalo.kind` = 'projected_cell'"
+        flt += "" if include_unfinished else FINISHED_ONLY
         runs = self.client.search_runs([self.experiment_id], filter_string=flt, max_results=10000)
         rows = [
             {
                 "run_id": r.info.run_id,
+                "status": r.info.status,
                 "measured": False,
                 "projected_from": r.data.tags.get("lalo.projected_from"),
                 "calibration_id": r.data.tags.get("lalo.calibration_id"),
@@ -356,7 +363,7 @@ class Tracker:
             }
             for r in runs
         ]
-        return pd.DataFrame(rows)
+        return _frame(rows, ["run_id", "status", "measured", "projected_from", "calibration_id", *PROJECTED_PARAMS])
 
     # ------------------------------------------------------------ load tests
 
@@ -409,15 +416,20 @@ class Tracker:
         self.client.set_terminated(parent, "FINISHED")
         return parent
 
-    def load_points_frame(self, source: str | None = None) -> pd.DataFrame:
-        """Every load point of every load test (optionally of one tool), newest first: params and metrics."""
+    def load_points_frame(self, source: str | None = None, include_unfinished: bool = False) -> pd.DataFrame:
+        """Every load point of every load test (optionally of one tool), newest first: params and metrics.
+
+        A load test being logged right now has points that are not FINISHED yet; they are left out by default.
+        """
         flt = "tags.`lalo.kind` = 'load_point'" + (f" AND tags.`lalo.source` = '{source}'" if source else "")
+        flt += "" if include_unfinished else FINISHED_ONLY
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=10000
         )
         rows = [
             {
                 "run_id": r.info.run_id,
+                "status": r.info.status,
                 "parent_run_id": r.data.tags.get("mlflow.parentRunId"),
                 "source": r.data.tags.get("lalo.source"),
                 **r.data.params,
@@ -425,7 +437,7 @@ class Tracker:
             }
             for r in runs
         ]
-        return pd.DataFrame(rows)
+        return _frame(rows, ["run_id", "status", "parent_run_id", "source", "model", "backend", "target"])
 
     # ------------------------------------------------------------ reading back
 
@@ -447,10 +459,13 @@ class Tracker:
         return [SweepInfo(r.info.run_id, r.data.tags.get("lalo.sweep_name", ""), r.info.start_time) for r in runs]
 
     def cells_frame(self, sweep_id: str, include_unfinished: bool = False) -> pd.DataFrame:
-        """One row per cell run: run id, status, params and metrics (FINISHED runs only by default)."""
-        extra = "" if include_unfinished else " AND attributes.status = 'FINISHED'"
+        """One row per cell run: run id, status, params and metrics (FINISHED runs only by default).
+
+        An unfinished run may not have logged its params yet (a sweep is starting its cell): it is a row with
+        what it has, its params empty, and the columns of :data:`CELL_PARAMS` are there whatever the runs hold.
+        """
         rows = []
-        for r in self._children(sweep_id, extra):
+        for r in self._children(sweep_id, "" if include_unfinished else FINISHED_ONLY):
             rows.append(
                 {
                     "run_id": r.info.run_id,
@@ -465,10 +480,8 @@ class Tracker:
                     **r.data.metrics,
                 }
             )
-        frame = pd.DataFrame(rows)
-        if not frame.empty:
-            frame = frame.sort_values(["suite", "model", "quant", "backend", "tier"]).reset_index(drop=True)
-        return frame
+        columns = ["run_id", "status", "error", "cell_key", "attempt", "node", "node_tier", "node_lost", *CELL_PARAMS]
+        return _frame(rows, columns, order=CELL_ORDER)
 
     def items_frame(self, run_id: str) -> pd.DataFrame:
         """The per-item table of one cell run (MLflow's ``load_table`` would consult the global URI instead)."""
@@ -554,9 +567,10 @@ class Tracker:
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
 
-    def routing_runs_frame(self, sweep_id: str | None = None) -> pd.DataFrame:
-        """Routing runs (optionally of one sweep), newest first: params and metrics."""
+    def routing_runs_frame(self, sweep_id: str | None = None, include_unfinished: bool = False) -> pd.DataFrame:
+        """Routing runs (optionally of one sweep), newest first: params and metrics; FINISHED ones by default."""
         flt = "tags.`lalo.kind` = 'routing'" + (f" AND tags.`lalo.sweep_run_id` = '{sweep_id}'" if sweep_id else "")
+        flt += "" if include_unfinished else FINISHED_ONLY
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1000
         )
@@ -565,7 +579,19 @@ class Tracker:
              **r.data.params, **r.data.metrics}
             for r in runs
         ]  # fmt: skip
-        return pd.DataFrame(rows)
+        return _frame(rows, ["run_id", "status", "sweep_run_id"])
+
+
+def _frame(rows: list[dict[str, object]], columns: list[str], order: list[str] | None = None) -> pd.DataFrame:
+    """``rows`` with at least ``columns``, logged yet or not: a reader meeting a run in flight never misses one.
+
+    Sorted by ``order``, with the gaps of runs still starting last.
+    """
+    frame = pd.DataFrame(rows)
+    frame = frame.reindex(columns=[*columns, *(c for c in frame.columns if c not in columns)])
+    if order and not frame.empty:
+        frame = frame.sort_values(order, na_position="last").reset_index(drop=True)
+    return frame
 
 
 def _flat(prefix: str, values: dict[str, float | None]) -> dict[str, float]:

@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 import pytest
 
 from lalo_bench.config import Catalog, load_catalog
+from lalo_bench.measure.memory import MemoryPeak
+from lalo_bench.measure.metrics import CellLatency
+from lalo_bench.results import CellResult, ItemRecord
 
 REPO = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -87,3 +90,43 @@ def _holds(found: object) -> bool:
         return bool(found)
     except ValueError:  # a pandas Series: its truth is ambiguous, but it was found
         return True
+
+
+def lalo(*args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI's entry point in this process (as `lalo-bench ARGS`): exit code, stdout, stderr."""
+    from lalo_bench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["lalo-bench", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def cell_result(records: list[ItemRecord]) -> CellResult:
+    """A finished cell's result with no timings: what tests that only need quality log for a cell."""
+    latency = CellLatency(
+        ttft_ms_p50=None,
+        ttft_ms_p95=None,
+        itl_ms_p50=None,
+        itl_ms_p95=None,
+        tpot_ms_p50=None,
+        e2e_ms_p50=None,
+        e2e_ms_p95=None,
+        decode_tok_s=None,
+        prefill_tok_s=None,
+        requests=len(records),
+    )
+    quality = sum(r.score for r in records) / len(records)
+    return CellResult(
+        records=records,
+        latency=latency,
+        memory=MemoryPeak(peak_rss_mb=1.0, baseline_rss_mb=1.0),
+        quality=quality,
+        error_rate=0.0,
+        load_s=0.0,
+        wall_s=1.0,
+    )

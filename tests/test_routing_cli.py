@@ -4,36 +4,20 @@ the policy, the comparison table and a routing run linked to the sweep out."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lalo_bench.measure.memory import MemoryPeak
-from lalo_bench.measure.metrics import CellLatency
-from lalo_bench.results import Cell, CellResult, ItemRecord
+from lalo_bench.results import Cell, ItemRecord
 from lalo_bench.suites import get_suite
+from tests.conftest import cell_result, lalo
 
 LADDER = [
     ("smollm2-135m-instruct", "q4_1", 1000.0),
     ("qwen2.5-coder-0.5b-instruct", "q4_k_m", 3000.0),
     ("qwen2.5-coder-1.5b-instruct", "q4_k_m", 9000.0),
 ]
-
-
-def lalo(*args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the CLI's entry point in this process (as `lalo-bench ARGS`): exit code, stdout, stderr."""
-    from lalo_bench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["lalo-bench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _correct(rung: int, suite: str, difficulty: int) -> bool:
@@ -43,31 +27,6 @@ def _correct(rung: int, suite: str, difficulty: int) -> bool:
     if suite == "extraction":
         return rung == 1 or difficulty == 1
     return rung == 1 and difficulty <= 2
-
-
-def _result(records: list[ItemRecord]) -> CellResult:
-    latency = CellLatency(
-        ttft_ms_p50=None,
-        ttft_ms_p95=None,
-        itl_ms_p50=None,
-        itl_ms_p95=None,
-        tpot_ms_p50=None,
-        e2e_ms_p50=None,
-        e2e_ms_p95=None,
-        decode_tok_s=None,
-        prefill_tok_s=None,
-        requests=len(records),
-    )
-    quality = sum(r.score for r in records) / len(records)
-    return CellResult(
-        records=records,
-        latency=latency,
-        memory=MemoryPeak(peak_rss_mb=1.0, baseline_rss_mb=1.0),
-        quality=quality,
-        error_rate=0.0,
-        load_s=0.0,
-        wall_s=1.0,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +59,7 @@ def _log_sweep() -> str:
                 )
                 for i, item in enumerate(get_suite(suite).items(40))
             ]
-            tracker.finish_cell(run_id, _result(records))
+            tracker.finish_cell(run_id, cell_result(records))
     tracker.finish_sweep(sweep, 0)
     return sweep.run_id
 

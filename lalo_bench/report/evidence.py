@@ -92,9 +92,7 @@ def sweep_cells(tracker: Tracker, sweep_ids: list[str]) -> pd.DataFrame:
     if not frames:
         raise LaloError(f"the sweeps {', '.join(sweep_ids)} hold no finished cell; run or resume them first")
     cells = pd.concat(frames, ignore_index=True)
-    if "suite_label" not in cells:
-        cells["suite_label"] = cells["suite"]
-    cells["suite_label"] = cells["suite_label"].fillna(cells["suite"])
+    cells["suite_label"] = cells["suite_label"].fillna(cells["suite"])  # runs logged before suite options existed
     return cells
 
 
@@ -147,10 +145,8 @@ def routing_evidence(
     tracker: Tracker, sweep_ids: list[str], workdir: Path
 ) -> tuple[RoutingEvidence | None, RoutingPolicy | None, str | None, Path | None]:
     """The newest finished routing run of these sweeps, its policy read back from MLflow (None when none)."""
-    runs = tracker.routing_runs_frame()  # newest first
-    if runs.empty:
-        return None, None, None, None
-    finished = runs[(runs["status"] == "FINISHED") & runs["sweep_run_id"].isin(sweep_ids)]
+    runs = tracker.routing_runs_frame()  # FINISHED ones, newest first
+    finished = runs[runs["sweep_run_id"].isin(sweep_ids)]
     if finished.empty:
         return None, None, None, None
     run_id = str(finished.iloc[0]["run_id"])
