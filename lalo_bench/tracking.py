@@ -34,9 +34,11 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
+from lalo_bench import datafiles
 from lalo_bench.errors import LaloError
 from lalo_bench.executors.base import NodeInfo
 from lalo_bench.hardware.calibration import Calibration
@@ -72,6 +74,20 @@ def default_uri() -> str:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def portable_uri(uri: str | None = None) -> str:
+    """The store's URI as a shipped or shared file records it: no path of this machine, no password.
+
+    ``sqlite:////home/ann/lalo/mlflow/mlflow.db`` becomes ``sqlite:///mlflow/mlflow.db`` (relative, as MLflow reads
+    it, to the folder lalo-bench runs in); a server's ``user:secret@`` becomes ``user:***@``.
+    """
+    uri = uri or tracking_uri()
+    parts = urlsplit(uri)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        uri = urlunsplit(parts._replace(netloc=netloc))
+    return datafiles.portable(uri)
 
 
 def _artifact_root(uri: str) -> str | None:

@@ -68,7 +68,15 @@ def execute(name: str, out: Path, parameters: dict[str, str], cwd: Path) -> Path
     except PapermillExecutionError as exc:
         failed = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
         raise LaloError(f"notebook {name} failed in {failed} (see {target})") from None
+    make_portable(target)
     return target
+
+
+def make_portable(path: Path) -> None:
+    """Take this machine's paths out of a file that ships: papermill's metadata and parameters, library warnings."""
+    text = path.read_text(encoding="utf-8")
+    if (portable := datafiles.portable(text)) != text:
+        path.write_text(portable, encoding="utf-8")
 
 
 def _plotly_as_html(nb: nbformat.NotebookNode) -> None:

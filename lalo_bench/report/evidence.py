@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from lalo_bench import datafiles
 from lalo_bench.config import Catalog
 from lalo_bench.errors import LaloError
 from lalo_bench.hardware.calibration import Calibration
@@ -36,7 +37,7 @@ from lalo_bench.recommend import (
     project_for_profile,
 )
 from lalo_bench.routing.policy import RoutingPolicy, load_policy
-from lalo_bench.tracking import Tracker, tracking_uri
+from lalo_bench.tracking import Tracker, portable_uri
 
 TASKS = ("tool_calls", "extraction", "reasoning", "puzzles")
 ORACLE_BACKENDS = {"solver"}
@@ -47,7 +48,7 @@ class Sources(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tracking_uri: str
+    tracking_uri: str = Field(description="the store, without this machine's paths (tracking.portable_uri)")
     sweep_run_ids: list[str]
     routing_run_id: str | None = None
     calibration_run_id: str | None = None
@@ -62,6 +63,7 @@ class Gathered(BaseModel):
     evidence: Evidence
     sources: Sources
     policy: RoutingPolicy | None = None
+    policy_path: Path | None = Field(default=None, description="where the policy was read back to, for its tables")
     cells: pd.DataFrame = Field(repr=False, description="the sweeps' finished cells the quality came from")
 
 
@@ -181,12 +183,13 @@ def gather(
     return Gathered(
         evidence=Evidence(quality=quality, speed=speed, routing=routing),
         sources=Sources(
-            tracking_uri=tracking_uri(),
+            tracking_uri=portable_uri(),
             sweep_run_ids=sweep_ids,
             routing_run_id=routing_run_id,
             calibration_run_id=calibration_run_id,
-            policy_file=str(policy_path) if policy_path else None,
+            policy_file=datafiles.portable(str(policy_path)) if policy_path else None,
         ),
         policy=policy,
+        policy_path=policy_path,
         cells=cells,
     )

@@ -57,7 +57,7 @@ from lalo_bench.routing.policy import (
     write_policy,
 )
 from lalo_bench.routing.routers import KeywordRouter, LearnedRouter, RandomRouter, RouterKind, TaskTypeRouter
-from lalo_bench.tracking import Tracker, tracking_uri
+from lalo_bench.tracking import Tracker, portable_uri
 
 
 class CalibrateSettings(BaseModel):
@@ -291,7 +291,7 @@ def _write(
         source=PolicySource(
             sweep_run_id=settings.sweep_id,
             routing_run_id=run_id,
-            tracking_uri=tracking_uri(),
+            tracking_uri=portable_uri(),
             created_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             lalo_bench_version=__version__,
         ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,7 +88,7 @@ def running_gateway(
         environ["LALO_API_KEY"] = key
     cmd = [sys.executable, "-m", "lalo_bench.cli", "serve", "--policy", str(policy), "--port", str(port), "--no-launch",
            *(f"--upstream={name}={url}" for name, url in upstreams.items()), *args]  # fmt: skip
-    log_path = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"lalo-gateway-{port}.log"
+    log_path = log or Path(tempfile.gettempdir()) / f"lalo-gateway-{port}.log"
     with open(log_path, "wb") as sink:
         proc = subprocess.Popen(cmd, env=environ, stdout=sink, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
